@@ -1,0 +1,55 @@
+# Two entry points do all the set-up on a fresh machine: `make demo` and `make test`.
+# Each creates .venv when missing and installs everything into it.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# CPU PyTorch by default (a bare `torch` pulls gigabytes of CUDA packages).
+# For a GPU build: make test TORCH_SPEC='torch==2.13.0' PIP_TORCH_ARGS='--index-url https://download.pytorch.org/whl/cu126'
+TORCH_SPEC ?= torch==2.13.0
+PIP_TORCH_ARGS ?=
+# librosa's beat tracker compiles with numba on first use (~30 s); keep that cache across clones.
+export NUMBA_CACHE_DIR ?= $(HOME)/.cache/musicgen-pipeline/numba
+# Never wait on a hub that cannot be reached; real models come from a local folder or a warm cache.
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+
+.PHONY: install rubberband test lint demo bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)" $(PIP_TORCH_ARGS)
+	$(PY) -m pip install -q -e ".[dev]"
+	@touch $@
+
+install: $(VENV)/.installed rubberband
+
+# pyrubberband shells out to the `rubberband` binary (Debian: rubberband-cli).
+rubberband:
+	@command -v rubberband >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing rubberband-cli (the rubberband binary used for tempo matching)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rubberband-cli; \
+	  else \
+	    echo "error: the 'rubberband' binary is missing. Install it as root: apt-get install rubberband-cli (Debian/Ubuntu) or brew install rubberband (macOS)" >&2; \
+	    exit 1; \
+	  fi; }
+
+lint: install
+	$(VENV)/bin/ruff check musicgen_pipeline musicgen_pipeline_tests benchmarks
+	$(VENV)/bin/ruff format --check musicgen_pipeline musicgen_pipeline_tests benchmarks
+
+test: install
+	@mkdir -p "$(NUMBA_CACHE_DIR)"
+	$(VENV)/bin/ruff check musicgen_pipeline musicgen_pipeline_tests benchmarks
+	$(VENV)/bin/pytest
+
+demo: install
+	@mkdir -p "$(NUMBA_CACHE_DIR)"
+	$(VENV)/bin/musicgen-pipeline demo
+
+bench: install
+	$(PY) benchmarks/bench_transitions.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

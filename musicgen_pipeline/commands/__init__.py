@@ -1,0 +1,1 @@
+"""Sub-commands of `musicgen-pipeline`; each module has `register(subparsers)`."""

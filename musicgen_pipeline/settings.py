@@ -1,0 +1,153 @@
+"""Every environment variable the project reads, with its default, in one place.
+
+`get_settings()` reads the environment each time it is called (cheap), so tests and the sensor see
+changes without restarting. A bad value is an `InputError` naming the variable, the value and what
+it must be. Pure Python: importable from every layer.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from musicgen_pipeline.errors import InputError
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return None
+    return value.strip()
+
+
+def env_str(name: str, default: str) -> str:
+    return _env(name) or default
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = _env(name)
+    if raw is None:
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise InputError(f"{name}={raw!r} is not a boolean (use true/false, 1/0, yes/no)")
+
+
+def env_float(name: str, default: float, *, minimum: float | None = None, maximum: float | None = None) -> float:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InputError(f"{name}={raw!r} is not a number") from None
+    if minimum is not None and value < minimum:
+        raise InputError(f"{name}={value} is below the minimum {minimum}")
+    if maximum is not None and value > maximum:
+        raise InputError(f"{name}={value} is above the maximum {maximum}")
+    return value
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InputError(f"{name}={raw!r} is not an integer") from None
+    if minimum is not None and value < minimum:
+        raise InputError(f"{name}={value} is below the minimum {minimum}")
+    if maximum is not None and value > maximum:
+        raise InputError(f"{name}={value} is above the maximum {maximum}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- storage ---------------------------------------------------------------------------
+    data_dir: Path  # MUSICGEN_DATA: inbox/, outputs/<partition>/, catalog.csv live here
+    # --- models ----------------------------------------------------------------------------
+    musicgen_model: str  # MUSICGEN_MODEL: hub id, local folder, or "tiny-random"
+    demucs_model: str  # DEMUCS_MODEL: pretrained name, local folder, or "tiny-random"
+    device: str  # MUSICGEN_DEVICE: auto | cuda | cuda:N | mps | cpu
+    dtype: str  # MUSICGEN_DTYPE: auto (fp16 on GPU, fp32 on CPU) | float32 | float16 | bfloat16
+    # --- generation ------------------------------------------------------------------------
+    top_k: int  # MUSICGEN_TOP_K
+    top_p: float  # MUSICGEN_TOP_P (0 = off)
+    temperature: float  # MUSICGEN_TEMPERATURE
+    guidance_scale: float  # MUSICGEN_GUIDANCE_SCALE (classifier-free guidance)
+    context_seconds: float  # MUSICGEN_CONTEXT_SECONDS: tail kept as context for the next window
+    # --- transitions -----------------------------------------------------------------------
+    target_lufs: float  # TARGET_LUFS: integrated loudness of the final soundtrack
+    true_peak_dbtp: float  # TRUE_PEAK_DBTP: true-peak ceiling
+    mfcc_similarity_min: float  # MFCC_SIMILARITY_MIN
+    spectral_flux_max: float  # SPECTRAL_FLUX_MAX
+    chroma_correlation_min: float  # CHROMA_CORRELATION_MIN
+    energy_ratio_max: float  # ENERGY_RATIO_MAX
+    use_stem_aware_crossfade: bool  # USE_STEM_AWARE_CROSSFADE
+    stem_source: str  # STEM_SOURCE: demucs | dsp
+    # --- quality loop ----------------------------------------------------------------------
+    use_quality_loop: bool  # USE_QUALITY_LOOP
+    max_regen_attempts: int  # MAX_REGEN_ATTEMPTS
+    # --- sensor / schedule -----------------------------------------------------------------
+    sensor_max_batch: int  # SENSOR_MAX_BATCH: request files taken per sensor tick
+    sensor_settle_seconds: float  # SENSOR_SETTLE_SECONDS: files modified more recently are left alone
+    catalog_cron: str  # CATALOG_CRON: when the bulk catalogue schedule runs
+    # --- REST ------------------------------------------------------------------------------
+    api_key: str  # API_KEY: empty = no auth
+    max_upload_mb: float  # MAX_UPLOAD_MB
+
+    @property
+    def inbox_dir(self) -> Path:
+        return self.data_dir / "inbox"
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.data_dir / "outputs"
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.data_dir / "catalog.csv"
+
+    def as_dict(self) -> dict[str, object]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def get_settings() -> Settings:
+    stem_source = env_str("STEM_SOURCE", "demucs").lower()
+    if stem_source not in {"demucs", "dsp"}:
+        raise InputError(f"STEM_SOURCE={stem_source!r} must be 'demucs' or 'dsp'")
+    return Settings(
+        data_dir=Path(env_str("MUSICGEN_DATA", str(Path.cwd() / "data"))).expanduser().resolve(),
+        musicgen_model=env_str("MUSICGEN_MODEL", "facebook/musicgen-small"),
+        demucs_model=env_str("DEMUCS_MODEL", "htdemucs"),
+        device=env_str("MUSICGEN_DEVICE", "auto").lower(),
+        dtype=env_str("MUSICGEN_DTYPE", "auto").lower(),
+        top_k=env_int("MUSICGEN_TOP_K", 250, minimum=0),
+        top_p=env_float("MUSICGEN_TOP_P", 0.0, minimum=0.0, maximum=1.0),
+        temperature=env_float("MUSICGEN_TEMPERATURE", 1.0, minimum=1e-3, maximum=10.0),
+        guidance_scale=env_float("MUSICGEN_GUIDANCE_SCALE", 3.0, minimum=0.0, maximum=20.0),
+        context_seconds=env_float("MUSICGEN_CONTEXT_SECONDS", 10.0, minimum=1.0, maximum=25.0),
+        target_lufs=env_float("TARGET_LUFS", -14.0, minimum=-70.0, maximum=0.0),
+        true_peak_dbtp=env_float("TRUE_PEAK_DBTP", -1.0, minimum=-20.0, maximum=0.0),
+        mfcc_similarity_min=env_float("MFCC_SIMILARITY_MIN", 0.7),
+        spectral_flux_max=env_float("SPECTRAL_FLUX_MAX", 100.0),
+        chroma_correlation_min=env_float("CHROMA_CORRELATION_MIN", 0.5),
+        energy_ratio_max=env_float("ENERGY_RATIO_MAX", 2.0, minimum=1.0),
+        use_stem_aware_crossfade=env_bool("USE_STEM_AWARE_CROSSFADE", True),
+        stem_source=stem_source,
+        use_quality_loop=env_bool("USE_QUALITY_LOOP", True),
+        max_regen_attempts=env_int("MAX_REGEN_ATTEMPTS", 3, minimum=1, maximum=20),
+        sensor_max_batch=env_int("SENSOR_MAX_BATCH", 20, minimum=1),
+        sensor_settle_seconds=env_float("SENSOR_SETTLE_SECONDS", 5.0, minimum=0.0),
+        catalog_cron=env_str("CATALOG_CRON", "0 2 * * *"),
+        api_key=os.environ.get("API_KEY", ""),
+        max_upload_mb=env_float("MAX_UPLOAD_MB", 200.0, minimum=0.001),
+    )
