@@ -165,7 +165,9 @@ class FastDecoder:
             causal = torch.ones(length, end, dtype=torch.bool, device=x.device).tril(diagonal=start)
         for i, layer in enumerate(self.layers):
             h = layer.ln1(x)
-            q, k, v = F.linear(h, layer.qkv).view(rows, length, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+            q, k, v = (
+                F.linear(h, layer.qkv).view(rows, length, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+            )
             self.k_cache[i, :, :, start:end] = k
             self.v_cache[i, :, :, start:end] = v
             attn = F.scaled_dot_product_attention(
@@ -186,7 +188,9 @@ class FastDecoder:
     def compile(self) -> None:
         """Compile the static-shape step (CUDA graphs via mode 'reduce-overhead')."""
         self.static_shapes = True
-        self._step_fn = torch.compile(self._step_static, mode="reduce-overhead", fullgraph=False, dynamic=False)
+        self._step_fn = torch.compile(
+            self._step_static, mode="reduce-overhead", fullgraph=False, dynamic=False
+        )
 
     def _step_static(self, codes: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         rows = codes.shape[0]
@@ -195,7 +199,9 @@ class FastDecoder:
         valid = torch.arange(length, device=self.device) <= pos
         for i, layer in enumerate(self.layers):
             h = layer.ln1(x)
-            q, k, v = F.linear(h, layer.qkv).view(rows, 1, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+            q, k, v = (
+                F.linear(h, layer.qkv).view(rows, 1, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+            )
             self.k_cache[i].index_copy_(2, pos, k)
             self.v_cache[i].index_copy_(2, pos, v)
             attn = F.scaled_dot_product_attention(q, self.k_cache[i], self.v_cache[i], attn_mask=valid)
@@ -208,7 +214,11 @@ class FastDecoder:
         if layer.cross_q is None:
             return x
         rows, length, _ = x.shape
-        q = F.linear(layer.ln2(x), layer.cross_q).view(rows, length, self.heads, self.head_dim).transpose(1, 2)
+        q = (
+            F.linear(layer.ln2(x), layer.cross_q)
+            .view(rows, length, self.heads, self.head_dim)
+            .transpose(1, 2)
+        )
         k, v = self.cross_kv[i]
         attn = F.scaled_dot_product_attention(q, k, v, attn_mask=self.cross_mask)
         return x + F.linear(attn.transpose(1, 2).reshape(rows, length, self.hidden), layer.cross_out)

@@ -27,18 +27,28 @@ def resolve_device(requested: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise InputError(f"MUSICGEN_DEVICE={requested!r} is not a device (use auto, cpu, cuda, cuda:N or mps)") from None
+        raise InputError(
+            f"MUSICGEN_DEVICE={requested!r} is not a device (use auto, cpu, cuda, cuda:N or mps)"
+        ) from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise InputError(f"MUSICGEN_DEVICE={requested!r}: CUDA is not available on this machine (use auto or cpu)")
+            raise InputError(
+                f"MUSICGEN_DEVICE={requested!r}: CUDA is not available on this machine (use auto or cpu)"
+            )
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise InputError(f"MUSICGEN_DEVICE={requested!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+            raise InputError(
+                f"MUSICGEN_DEVICE={requested!r}: only {torch.cuda.device_count()} CUDA device(s) present"
+            )
     elif device.type == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise InputError(f"MUSICGEN_DEVICE={requested!r}: MPS is not available on this machine (use auto or cpu)")
+            raise InputError(
+                f"MUSICGEN_DEVICE={requested!r}: MPS is not available on this machine (use auto or cpu)"
+            )
     elif device.type != "cpu":
-        raise InputError(f"MUSICGEN_DEVICE={requested!r} is not supported (use auto, cpu, cuda, cuda:N or mps)")
+        raise InputError(
+            f"MUSICGEN_DEVICE={requested!r} is not supported (use auto, cpu, cuda, cuda:N or mps)"
+        )
     return device
 
 
@@ -49,7 +59,9 @@ def resolve_dtype(requested: str, device: torch.device) -> torch.dtype:
     if name == "auto":
         return torch.float16 if device.type in {"cuda", "mps"} else torch.float32
     if name not in DTYPES:
-        raise InputError(f"MUSICGEN_DTYPE={requested!r} is not supported (use auto, float32, float16 or bfloat16)")
+        raise InputError(
+            f"MUSICGEN_DTYPE={requested!r} is not supported (use auto, float32, float16 or bfloat16)"
+        )
     dtype = DTYPES[name]
     if device.type == "cpu" and dtype == torch.float16:
         raise InputError("MUSICGEN_DTYPE=float16 is not supported on CPU (use float32 or bfloat16)")

@@ -137,7 +137,9 @@ class _Window:
     start_frame: int  # output frame index of the window's first new frame
 
 
-def plan_windows(total_frames: int, prompt_frames: int, context: int, window: int, trim: int) -> list[_Window]:
+def plan_windows(
+    total_frames: int, prompt_frames: int, context: int, window: int, trim: int
+) -> list[_Window]:
     """Split `total_frames` new frames into windows of at most `window` frames including context."""
     if total_frames <= 0:
         return []
@@ -197,8 +199,10 @@ class MusicGen:
         self.hop_length = int(np.prod(audio_config.upsampling_ratios))
         self.frame_rate = self.sample_rate / self.hop_length
         per_channel = self.num_codebooks // self.channels
-        self.delays = torch.arange(self.num_codebooks) // self.channels if self.channels == 2 else torch.arange(
-            per_channel
+        self.delays = (
+            torch.arange(self.num_codebooks) // self.channels
+            if self.channels == 2
+            else torch.arange(per_channel)
         )
         self.max_delay = int(self.delays.max())
         self.fast = FastDecoder(model.decoder, static_shapes=device.type == "cuda")
@@ -306,7 +310,9 @@ class MusicGen:
             progress(1.0)
         return out, first
 
-    def decode(self, codes: torch.Tensor, *, chunk_frames: int = 1500, margin_frames: int = 100) -> np.ndarray:
+    def decode(
+        self, codes: torch.Tensor, *, chunk_frames: int = 1500, margin_frames: int = 100
+    ) -> np.ndarray:
         """EnCodec-decode (rows, codebooks, frames) codes to float32 (rows, channels, frames*hop).
 
         Long sequences are decoded in chunks with `margin_frames` of context on each side (covers the
@@ -319,7 +325,7 @@ class MusicGen:
             return self._decode_span(codes)
         fade = 5  # frames each side of a chunk boundary (0.1 s)
         out = np.zeros((rows, self.channels, frames * hop), dtype=np.float32)
-        bounds = list(range(0, frames, chunk_frames)) + [frames]
+        bounds = [*list(range(0, frames, chunk_frames)), frames]
         for j in range(len(bounds) - 1):
             a, b = bounds[j], bounds[j + 1]
             lo, hi = max(0, a - margin_frames), min(frames, b + margin_frames)
@@ -547,7 +553,7 @@ def melody_chroma(melody: Audio, sample_rate: int, start_seconds: float, frames:
     from transformers.audio_utils import chroma_filter_bank
 
     mono = resample(melody, sample_rate).mono().astype(np.float32)
-    span = int(math.ceil(frames * MELODY_HOP)) + MELODY_N_FFT
+    span = math.ceil(frames * MELODY_HOP) + MELODY_N_FFT
     start = round(start_seconds * sample_rate) % max(1, mono.shape[0])
     reps = math.ceil((start + span) / mono.shape[0])
     wav = torch.from_numpy(np.tile(mono, reps)[start : start + frames * MELODY_HOP])
@@ -558,7 +564,9 @@ def melody_chroma(melody: Audio, sample_rate: int, start_seconds: float, frames:
     spec = torch.stft(wav, MELODY_N_FFT, MELODY_HOP, window=window, center=True, pad_mode="reflect",
                       return_complex=True).abs().pow(2) / window.pow(2).sum()  # fmt: skip
     filters = torch.from_numpy(
-        chroma_filter_bank(sampling_rate=sample_rate, num_frequency_bins=MELODY_N_FFT, tuning=0, num_chroma=12)
+        chroma_filter_bank(
+            sampling_rate=sample_rate, num_frequency_bins=MELODY_N_FFT, tuning=0, num_chroma=12
+        )
     ).float()
     chroma = torch.nn.functional.normalize(filters @ spec, p=float("inf"), dim=0, eps=1e-6).T
     onehot = torch.zeros_like(chroma)

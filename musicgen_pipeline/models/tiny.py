@@ -34,12 +34,66 @@ CODEBOOK_SIZE = 2048  # special tokens (pad = bos = decoder start) use id CODEBO
 SAMPLE_RATE = 32_000
 UPSAMPLING_RATIOS = (8, 5, 4, 4)  # 640 samples per code frame -> 50 frames/s at 32 kHz
 
-_WORDS = (
-    "music ambient cinematic orchestral soundtrack piano strings drums bass guitar synth jazz rock pop "
-    "electronic calm peaceful joyful happy sad dark epic gentle soft loud slow fast upbeat mellow "
-    "morning evening night celebration farewell adventure trip with and the of a in for sweeping "
-    "warm bright lofi beat melody chill dance house techno folk acoustic violin cello choir"
-).split()
+_WORDS = [
+    "music",
+    "ambient",
+    "cinematic",
+    "orchestral",
+    "soundtrack",
+    "piano",
+    "strings",
+    "drums",
+    "bass",
+    "guitar",
+    "synth",
+    "jazz",
+    "rock",
+    "pop",
+    "electronic",
+    "calm",
+    "peaceful",
+    "joyful",
+    "happy",
+    "sad",
+    "dark",
+    "epic",
+    "gentle",
+    "soft",
+    "loud",
+    "slow",
+    "fast",
+    "upbeat",
+    "mellow",
+    "morning",
+    "evening",
+    "night",
+    "celebration",
+    "farewell",
+    "adventure",
+    "trip",
+    "with",
+    "and",
+    "the",
+    "of",
+    "a",
+    "in",
+    "for",
+    "sweeping",
+    "warm",
+    "bright",
+    "lofi",
+    "beat",
+    "melody",
+    "chill",
+    "dance",
+    "house",
+    "techno",
+    "folk",
+    "acoustic",
+    "violin",
+    "cello",
+    "choir",
+]
 
 
 def tiny_tokenizer() -> T5Tokenizer:
@@ -145,7 +199,9 @@ def tiny_musicgen(model_id: str = "tiny-random", *, seed: int = 0) -> tuple[torc
             model = MusicgenMelodyForConditionalGeneration(config)
         else:
             config = MusicgenConfig(
-                text_encoder=text, audio_encoder=audio, decoder=MusicgenDecoderConfig(**_decoder_kwargs(channels))
+                text_encoder=text,
+                audio_encoder=audio,
+                decoder=MusicgenDecoderConfig(**_decoder_kwargs(channels)),
             )
             model = MusicgenForConditionalGeneration(config)
     config.decoder_start_token_id = CODEBOOK_SIZE
@@ -157,7 +213,13 @@ def tiny_musicgen(model_id: str = "tiny-random", *, seed: int = 0) -> tuple[torc
 def musicgen_small_config() -> MusicgenConfig:
     """The released facebook/musicgen-small architecture (T5-base text encoder, 24-layer 1024-wide decoder)."""
     text = T5Config(
-        vocab_size=32128, d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_heads=12, feed_forward_proj="relu"
+        vocab_size=32128,
+        d_model=768,
+        d_kv=64,
+        d_ff=3072,
+        num_layers=12,
+        num_heads=12,
+        feed_forward_proj="relu",
     )
     audio = EncodecConfig(
         sampling_rate=SAMPLE_RATE,
