@@ -76,6 +76,9 @@ class Settings:
     # --- models ----------------------------------------------------------------------------
     musicgen_model: str  # MUSICGEN_MODEL: hub id, local folder, or "tiny-random"
     demucs_model: str  # DEMUCS_MODEL: pretrained name, local folder, or "tiny-random"
+    demucs_segment: float  # DEMUCS_SEGMENT: seconds per Demucs chunk (0 = the model's own)
+    demucs_overlap: float  # DEMUCS_OVERLAP: overlap between Demucs chunks (fraction)
+    demucs_shifts: int  # DEMUCS_SHIFTS: random-shift averaging passes (0 = deterministic)
     device: str  # MUSICGEN_DEVICE: auto | cuda | cuda:N | mps | cpu
     dtype: str  # MUSICGEN_DTYPE: auto (fp16 on GPU, fp32 on CPU) | float32 | float16 | bfloat16
     # --- generation ------------------------------------------------------------------------
@@ -137,6 +140,9 @@ def get_settings() -> Settings:
         context_seconds=env_float("MUSICGEN_CONTEXT_SECONDS", 10.0, minimum=1.0, maximum=25.0),
         target_lufs=env_float("TARGET_LUFS", -14.0, minimum=-70.0, maximum=0.0),
         true_peak_dbtp=env_float("TRUE_PEAK_DBTP", -1.0, minimum=-20.0, maximum=0.0),
+        demucs_segment=env_float("DEMUCS_SEGMENT", 0.0, minimum=0.0, maximum=60.0),
+        demucs_overlap=env_float("DEMUCS_OVERLAP", 0.25, minimum=0.0, maximum=0.9),
+        demucs_shifts=env_int("DEMUCS_SHIFTS", 0, minimum=0, maximum=20),
         mfcc_similarity_min=env_float("MFCC_SIMILARITY_MIN", 0.7),
         spectral_flux_max=env_float("SPECTRAL_FLUX_MAX", 100.0),
         chroma_correlation_min=env_float("CHROMA_CORRELATION_MIN", 0.5),
