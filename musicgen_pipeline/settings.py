@@ -106,6 +106,15 @@ class Settings:
     # --- REST ------------------------------------------------------------------------------
     api_key: str  # API_KEY: empty = no auth
     max_upload_mb: float  # MAX_UPLOAD_MB
+    api_generate_min_seconds: int  # API_GENERATE_MIN_SECONDS: /generate duration floor (contract: 10)
+    api_generate_max_seconds: int  # API_GENERATE_MAX_SECONDS: /generate duration ceiling
+    api_scene_min_seconds: int  # API_SCENE_MIN_SECONDS: /generate/soundtrack per-scene floor
+    api_scene_max_seconds: int  # API_SCENE_MAX_SECONDS: /generate/soundtrack per-scene ceiling
+    api_max_scenes: int  # API_MAX_SCENES: scenes per /generate/soundtrack request
+    api_total_min_seconds: int  # API_TOTAL_MIN_SECONDS: soundtrack total floor
+    api_total_max_seconds: int  # API_TOTAL_MAX_SECONDS: soundtrack total ceiling
+    api_url_allowlist: str  # API_URL_ALLOWLIST: hosts/IPs/CIDRs audio_url may reach despite being private
+    api_fetch_timeout_seconds: float  # API_FETCH_TIMEOUT_SECONDS: whole audio_url download, redirects included
 
     @property
     def inbox_dir(self) -> Path:
@@ -156,4 +165,13 @@ def get_settings() -> Settings:
         catalog_cron=env_str("CATALOG_CRON", "0 2 * * *"),
         api_key=os.environ.get("API_KEY", ""),
         max_upload_mb=env_float("MAX_UPLOAD_MB", 200.0, minimum=0.001),
+        api_generate_min_seconds=env_int("API_GENERATE_MIN_SECONDS", 10, minimum=1),
+        api_generate_max_seconds=env_int("API_GENERATE_MAX_SECONDS", 600, minimum=1),
+        api_scene_min_seconds=env_int("API_SCENE_MIN_SECONDS", 1, minimum=1),
+        api_scene_max_seconds=env_int("API_SCENE_MAX_SECONDS", 600, minimum=1),
+        api_max_scenes=env_int("API_MAX_SCENES", 100, minimum=1),
+        api_total_min_seconds=env_int("API_TOTAL_MIN_SECONDS", 5, minimum=1),
+        api_total_max_seconds=env_int("API_TOTAL_MAX_SECONDS", 1800, minimum=1),
+        api_url_allowlist=env_str("API_URL_ALLOWLIST", ""),
+        api_fetch_timeout_seconds=env_float("API_FETCH_TIMEOUT_SECONDS", 60.0, minimum=0.1),
     )
