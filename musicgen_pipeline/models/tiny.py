@@ -26,6 +26,7 @@ from transformers import (
     T5Config,
     T5Tokenizer,
 )
+from transformers.utils import logging as hf_logging
 
 TINY_IDS = ("tiny-random", "tiny-random-stereo", "tiny-random-melody")
 TINY_DEMUCS_ID = "tiny-random"
@@ -186,6 +187,8 @@ def tiny_musicgen(model_id: str = "tiny-random", *, seed: int = 0) -> tuple[torc
     text = _t5_config(len(tokenizer))
     audio = _encodec_config()
     channels = 2 if model_id == "tiny-random-stereo" else 1
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # silence "pad_token_id 2048 outside vocabulary": 2048 is MusicGen's special id
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if model_id == "tiny-random-melody":
@@ -207,6 +210,7 @@ def tiny_musicgen(model_id: str = "tiny-random", *, seed: int = 0) -> tuple[torc
     config.decoder_start_token_id = CODEBOOK_SIZE
     config.pad_token_id = CODEBOOK_SIZE
     config.bos_token_id = CODEBOOK_SIZE
+    hf_logging.set_verbosity(verbosity)
     return _finish(model), tokenizer
 
 

@@ -1,0 +1,83 @@
+"""`musicgen-pipeline generate "PROMPT" --duration 90 [--mood M] [--seed S] [--melody REF.wav] -o out.wav`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from musicgen_pipeline.audio.io import read_audio, write_audio
+from musicgen_pipeline.errors import InputError
+
+MIN_SECONDS = 1.0
+MAX_SECONDS = 600.0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "generate",
+        help="generate one piece of music from a text prompt (any length; long pieces use a sliding window)",
+        description="Generate music with MusicGen. Pieces longer than 30 s are continued window by window "
+        "at the token level, so there is no seam. Offline: --model tiny-random (random weights).",
+    )
+    parser.add_argument("prompt", help="text description of the music")
+    parser.add_argument(
+        "--duration", type=float, default=30.0, help=f"seconds ({MIN_SECONDS:g}-{MAX_SECONDS:g}, default 30)"
+    )
+    parser.add_argument("--mood", default=None, help='prepended to the prompt as "{mood}, {prompt}"')
+    parser.add_argument(
+        "--seed", type=int, default=0, help="random seed (same seed + prompt + model = same audio)"
+    )
+    parser.add_argument(
+        "--melody", type=Path, default=None, help="reference audio whose melody to follow (melody models)"
+    )
+    parser.add_argument(
+        "--model", default=None, help="hub id, local folder or tiny-random (default: MUSICGEN_MODEL)"
+    )
+    parser.add_argument(
+        "-o", "--output", type=Path, required=True, help="output file (.wav 16-bit PCM, or .flac)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not MIN_SECONDS <= args.duration <= MAX_SECONDS:
+        raise InputError(
+            f"--duration {args.duration:g} is outside [{MIN_SECONDS:g}, {MAX_SECONDS:g}] seconds"
+        )
+    if args.seed < 0 or args.seed >= 2**63:
+        raise InputError(f"--seed {args.seed} must be within [0, 2**63)")
+    prompt = args.prompt.strip()
+    if not prompt:
+        raise InputError("prompt: must not be empty")
+    if args.mood and args.mood.strip():
+        prompt = f"{args.mood.strip()}, {prompt}"
+    suffix = args.output.suffix.lower().lstrip(".") or "wav"
+    if suffix not in {"wav", "flac", "ogg"}:
+        raise InputError(f"--output {args.output}: format {suffix!r} is not supported (use .wav or .flac)")
+    melody = read_audio(args.melody) if args.melody is not None else None
+
+    from musicgen_pipeline.models.musicgen import GenerationParams, get_musicgen
+
+    model = get_musicgen(args.model)
+    last = [-1]
+
+    def progress(fraction: float) -> None:
+        pct = int(fraction * 100)
+        if not args.quiet and pct // 10 > last[0]:
+            last[0] = pct // 10
+            print(f"generating: {pct}%", file=sys.stderr, flush=True)
+
+    result = model.generate(
+        [prompt], args.duration, seeds=[args.seed], params=GenerationParams.from_settings(), melody=melody,
+        progress=progress,
+    )[0]  # fmt: skip
+    path = write_audio(args.output, result.audio)
+    rtf = result.seconds / max(result.duration, 1e-9)
+    print(
+        f"{path}  ({result.duration:.2f} s, {result.audio.channels} ch, {result.audio.sample_rate} Hz, "
+        f"model {model.model_id}, seed {result.seed}, {result.seconds:.1f} s = {rtf:.2f} s per audio second, "
+        f"load {model.load_seconds:.1f} s)"
+    )
+    return 0
