@@ -104,7 +104,9 @@ def write_audio(path: str | Path, audio: Audio, *, format: str | None = None) ->
     check_audio(audio, str(path))
     container, subtype = WRITE_FORMATS[fmt]
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), np.clip(audio.samples, -1.0, 1.0).T, audio.sample_rate, format=container, subtype=subtype)
+    sf.write(
+        str(path), np.clip(audio.samples, -1.0, 1.0).T, audio.sample_rate, format=container, subtype=subtype
+    )
     return path
 
 

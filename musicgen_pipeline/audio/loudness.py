@@ -1,0 +1,167 @@
+"""Loudness per ITU-R BS.1770-4 (pyloudnorm), true peak (4x oversampled, BS.1770 Annex 2 style),
+and normalisation to a target integrated loudness under a true-peak ceiling (gain + look-ahead limiter)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import soxr
+from scipy import ndimage
+
+from musicgen_pipeline.audio.io import Audio
+
+MIN_GATE_SECONDS = 0.4  # one BS.1770 gating block
+OVERSAMPLE = 4
+
+
+def integrated_loudness(audio: Audio) -> float:
+    """Integrated loudness in LUFS (K-weighted, gated). -inf for silence. Audio shorter than one
+    400 ms gating block is measured as if padded with silence (the gate ignores the padding)."""
+    import pyloudnorm
+
+    x = audio.samples.T.astype(np.float64)
+    minimum = math.ceil(MIN_GATE_SECONDS * audio.sample_rate) + 1
+    if x.shape[0] < minimum:
+        x = np.concatenate([x, np.zeros((minimum - x.shape[0], x.shape[1]))])
+    if not np.any(x):
+        return float("-inf")
+    meter = pyloudnorm.Meter(audio.sample_rate)
+    data = x[:, 0] if x.shape[1] == 1 else x
+    return float(meter.integrated_loudness(data))
+
+
+def _oversampled(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """(channels, frames * 4) upsampled copy used to find inter-sample peaks."""
+    up = soxr.resample(
+        np.ascontiguousarray(samples.T, dtype=np.float64), sample_rate, sample_rate * OVERSAMPLE, quality="HQ"
+    )
+    return np.asarray(up).T.reshape(samples.shape[0], -1)
+
+
+def true_peak(audio: Audio) -> float:
+    """Largest absolute sample value of the 4x oversampled signal (linear)."""
+    if audio.frames == 0:
+        return 0.0
+    return float(
+        max(np.max(np.abs(_oversampled(audio.samples, audio.sample_rate))), np.max(np.abs(audio.samples)))
+    )
+
+
+def true_peak_db(audio: Audio) -> float:
+    peak = true_peak(audio)
+    return 20 * math.log10(peak) if peak > 0 else float("-inf")
+
+
+def sample_peak_dbfs(audio: Audio) -> float:
+    peak = float(np.max(np.abs(audio.samples))) if audio.frames else 0.0
+    return 20 * math.log10(peak) if peak > 0 else float("-inf")
+
+
+@dataclass(frozen=True)
+class LoudnessResult:
+    """What `normalize_loudness` did: loudness and true peak before/after, the gain, limiter activity."""
+
+    input_lufs: float
+    output_lufs: float
+    input_true_peak_dbtp: float
+    output_true_peak_dbtp: float
+    gain_db: float
+    limited: bool
+
+    def to_dict(self) -> dict[str, float | bool | None]:
+        def r(v: float) -> float | None:
+            return round(v, 3) if math.isfinite(v) else None
+
+        return {
+            "input_lufs": r(self.input_lufs),
+            "output_lufs": r(self.output_lufs),
+            "input_true_peak_dbtp": r(self.input_true_peak_dbtp),
+            "output_true_peak_dbtp": r(self.output_true_peak_dbtp),
+            "gain_db": r(self.gain_db),
+            "limited": self.limited,
+        }
+
+
+def _limit(
+    samples: np.ndarray, sample_rate: int, ceiling: float, lookahead: float = 0.005, release: float = 0.08
+) -> np.ndarray:
+    """Look-ahead peak limiter on the true peak: gain <= ceiling / |x_oversampled| everywhere, reached
+    smoothly (attack = `lookahead`, exponential release). Works on 1 ms blocks, linked across channels."""
+    up = np.max(np.abs(_oversampled(samples, sample_rate)), axis=0)
+    # The resampler's edge handling can under-read the first/last samples: include the samples themselves.
+    base = np.repeat(np.max(np.abs(samples), axis=0), OVERSAMPLE)
+    n = min(up.size, base.size)
+    up = np.concatenate([np.maximum(up[:n], base[:n]), up[n:], base[n:]])
+    needed = np.minimum(1.0, ceiling / np.maximum(up, 1e-12))
+    frames = samples.shape[1]
+    block = max(1, sample_rate // 1000)
+    nblocks = math.ceil(frames / block)
+    padded = np.ones(nblocks * block * OVERSAMPLE)
+    padded[: needed.size] = needed[: padded.size]
+    g = padded.reshape(nblocks, block * OVERSAMPLE).min(axis=1)
+    ahead = max(1, round(lookahead * 1000))
+    # Attack: every block sees the lowest gain needed in the next `ahead` blocks (and one before).
+    g = ndimage.minimum_filter1d(g, size=2 * ahead + 1, mode="nearest")
+    # Smooth the attack ramp with a moving average no longer than the look-ahead (stays <= needed).
+    g = ndimage.uniform_filter1d(g, size=ahead, mode="nearest")
+    g = np.minimum(
+        g, ndimage.minimum_filter1d(padded.reshape(nblocks, -1).min(axis=1), size=3, mode="nearest")
+    )
+    # Release: rise back towards 1 exponentially, never faster than the time constant.
+    coeff = math.exp(-1.0 / max(1.0, release * 1000))
+    out = g.copy()
+    for i in range(1, nblocks):
+        rel = out[i - 1] * coeff + (1 - coeff) * 1.0
+        out[i] = min(g[i], rel)
+    # Block gains hold between centres; linear interpolation between two gains that are each <= the
+    # need of both blocks stays under the need (minimum filter of size 3 above).
+    centres = (np.arange(nblocks) + 0.5) * block
+    gain = np.interp(np.arange(frames), centres, out)
+    return samples * gain[np.newaxis, :]
+
+
+def normalize_loudness(
+    audio: Audio, target_lufs: float = -14.0, true_peak_dbtp: float = -1.0, *, iterations: int = 8
+) -> tuple[Audio, LoudnessResult]:
+    """Gain to `target_lufs` integrated loudness, with a look-ahead limiter holding the true peak under
+    `true_peak_dbtp` (instead of plain peak normalisation, which would miss the loudness target).
+    Silence is returned unchanged. Returns the audio and a `LoudnessResult`."""
+    before = integrated_loudness(audio)
+    peak_before = true_peak_db(audio)
+    if not math.isfinite(before):
+        return audio, LoudnessResult(before, before, peak_before, peak_before, 0.0, False)
+    ceiling = 10 ** ((true_peak_dbtp - 0.05) / 20)  # 0.05 dB margin for the measurement's own error
+    x = audio.samples.astype(np.float64)
+    limited = False
+
+    def render(gain: float) -> tuple[np.ndarray, float, bool]:
+        y = x * 10 ** (gain / 20)
+        hit = true_peak(Audio(y, audio.sample_rate)) > ceiling
+        if hit:
+            y = _limit(y, audio.sample_rate, ceiling)
+        return y, integrated_loudness(Audio(y, audio.sample_rate)), hit
+
+    # Secant search on the gain: the limiter takes back some loudness, more the harder it works.
+    gain_db = target_lufs - before
+    y, measured, limited = render(gain_db)
+    prev_gain, prev_measured = gain_db, measured
+    for _ in range(iterations):
+        error = target_lufs - measured
+        if abs(error) < 0.05 or not limited:
+            break
+        slope = (measured - prev_measured) / (gain_db - prev_gain) if gain_db != prev_gain else 1.0
+        step = error / slope if slope > 0.05 else error
+        prev_gain, prev_measured = gain_db, measured
+        gain_db += float(np.clip(step, -12.0, 12.0))
+        y, measured, hit = render(gain_db)
+        limited = limited or hit
+    # Guard: whatever the limiter left above the ceiling (inter-block interpolation) is scaled away.
+    peak = true_peak(Audio(y, audio.sample_rate))
+    if peak > ceiling:
+        y = y * (ceiling / peak)
+    result = Audio(y.astype(np.float32), audio.sample_rate)
+    return result, LoudnessResult(
+        before, integrated_loudness(result), peak_before, true_peak_db(result), gain_db, limited
+    )

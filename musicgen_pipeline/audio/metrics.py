@@ -1,0 +1,292 @@
+"""Transition quality: four scores at a seam, a click detector, and the thresholds they are judged by.
+
+A seam is scored on the joined audio around the overlap [start, stop): the "before" window is the
+`context` seconds that end where the overlap starts, the "after" window the `context` seconds that
+begin where it ends.
+
+- **MFCC similarity** (> 0.7 passes): cosine similarity of the mean MFCC vectors (coefficients 1-19,
+  c0 = level left out) of the before and after windows. Timbre continuity.
+- **Spectral flux at the boundary** (< 100 passes): *excess* spectral change at the seam, in percent of
+  the music's own rate of change. Per 10 ms frame, flux = mean over 64 mel bands (30 Hz-8 kHz) of the
+  rise in dB since the previous frame (half-wave rectified), with 40 ms windows. Then
+  `flux = 100 * max(0, mean(flux over the overlap) / mean(flux over before+after) - 1)`.
+  Frames and bands are defined in seconds and Hz, so the number is the same at any sample rate >= 16 kHz;
+  dB differences do not change with gain, so it is the same at any level. 0 = the seam changes the
+  spectrum no faster than the music does; 100 = twice as fast (e.g. two unaligned drum patterns).
+- **Chroma correlation** (> 0.5 passes): Pearson correlation of the mean 12-bin chroma vectors of the
+  `CHROMA_CONTEXT_SECONDS` (8 s, several bars: a key, not a single chord) before the overlap and after it.
+  Harmonic (key) continuity.
+- **Energy ratio** (< 2.0 passes): louder / quieter RMS of the before and after windows (>= 1; 2.0 = 6 dB).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from musicgen_pipeline.audio.io import Audio
+
+CONTEXT_SECONDS = 3.0
+# Harmony changes every bar or two; the key only shows over several bars (8 s = 4 bars at 120 BPM).
+CHROMA_CONTEXT_SECONDS = 8.0
+FLUX_WINDOW_SECONDS = 0.040
+FLUX_HOP_SECONDS = 0.010
+FLUX_BANDS = 64
+FLUX_FMIN, FLUX_FMAX = 30.0, 8000.0
+
+
+@dataclass(frozen=True)
+class QualityThresholds:
+    """Pass/fail limits of the four scores (settings: MFCC_SIMILARITY_MIN, SPECTRAL_FLUX_MAX,
+    CHROMA_CORRELATION_MIN, ENERGY_RATIO_MAX)."""
+
+    mfcc_similarity_min: float = 0.7
+    spectral_flux_max: float = 100.0
+    chroma_correlation_min: float = 0.5
+    energy_ratio_max: float = 2.0
+
+    @classmethod
+    def from_settings(cls, settings: Any | None = None) -> QualityThresholds:
+        if settings is None:
+            from musicgen_pipeline.settings import get_settings
+
+            settings = get_settings()
+        return cls(
+            mfcc_similarity_min=settings.mfcc_similarity_min,
+            spectral_flux_max=settings.spectral_flux_max,
+            chroma_correlation_min=settings.chroma_correlation_min,
+            energy_ratio_max=settings.energy_ratio_max,
+        )
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TransitionScores:
+    """The four scores of one seam, the thresholds applied, and what failed (human-readable)."""
+
+    mfcc_similarity: float
+    spectral_flux: float
+    chroma_correlation: float
+    energy_ratio: float
+    thresholds: QualityThresholds = field(default_factory=QualityThresholds)
+    clicks: tuple[float, ...] = ()  # seconds (in the scored audio) of clicks found in the seam region
+
+    @property
+    def failures(self) -> list[str]:
+        t = self.thresholds
+        out = []
+        if not self.mfcc_similarity > t.mfcc_similarity_min:
+            out.append(f"MFCC similarity {self.mfcc_similarity:.3f} is not above {t.mfcc_similarity_min}")
+        if not self.spectral_flux < t.spectral_flux_max:
+            out.append(f"spectral flux {self.spectral_flux:.1f} is not below {t.spectral_flux_max}")
+        if not self.chroma_correlation > t.chroma_correlation_min:
+            out.append(
+                f"chroma correlation {self.chroma_correlation:.3f} is not above {t.chroma_correlation_min}"
+            )
+        if not self.energy_ratio < t.energy_ratio_max:
+            out.append(f"energy ratio {self.energy_ratio:.2f} is not below {t.energy_ratio_max}")
+        if self.clicks:
+            out.append(f"{len(self.clicks)} click(s) at {', '.join(f'{c:.3f}s' for c in self.clicks[:5])}")
+        return out
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def badness(self) -> float:
+        """How far past the thresholds the scores are (0 when all pass); for picking the best of several tries."""
+        t = self.thresholds
+        return (
+            max(0.0, t.mfcc_similarity_min - self.mfcc_similarity)
+            + max(0.0, self.spectral_flux - t.spectral_flux_max) / max(t.spectral_flux_max, 1e-9)
+            + max(0.0, t.chroma_correlation_min - self.chroma_correlation)
+            + max(0.0, self.energy_ratio - t.energy_ratio_max) / max(t.energy_ratio_max, 1e-9)
+            + len(self.clicks)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mfcc_similarity": round(float(self.mfcc_similarity), 4),
+            "spectral_flux": round(float(self.spectral_flux), 2),
+            "chroma_correlation": round(float(self.chroma_correlation), 4),
+            "energy_ratio": round(float(self.energy_ratio), 4),
+            "clicks": [round(c, 4) for c in self.clicks],
+            "passed": self.passed,
+            "failures": self.failures,
+            "thresholds": self.thresholds.to_dict(),
+        }
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if na == 0 or nb == 0:
+        return 1.0 if na == nb else 0.0
+    return float(np.dot(a, b) / (na * nb))
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a = a - a.mean()
+    b = b - b.mean()
+    return _cosine(a, b)
+
+
+def mfcc_similarity(before: np.ndarray, after: np.ndarray, sample_rate: int) -> float:
+    import librosa
+
+    def mean_mfcc(y: np.ndarray) -> np.ndarray:
+        m = librosa.feature.mfcc(
+            y=y,
+            sr=sample_rate,
+            n_mfcc=20,
+            n_fft=_n_fft(sample_rate, 0.064),
+            fmax=min(8000.0, sample_rate / 2),
+        )
+        return m[1:].mean(axis=1)
+
+    return _cosine(mean_mfcc(before), mean_mfcc(after))
+
+
+def chroma_correlation(before: np.ndarray, after: np.ndarray, sample_rate: int) -> float:
+    import librosa
+
+    def mean_chroma(y: np.ndarray) -> np.ndarray:
+        return librosa.feature.chroma_stft(y=y, sr=sample_rate, n_fft=_n_fft(sample_rate, 0.128)).mean(axis=1)
+
+    return _pearson(mean_chroma(before), mean_chroma(after))
+
+
+def energy_ratio(before: np.ndarray, after: np.ndarray) -> float:
+    ra = float(np.sqrt(np.mean(np.square(before, dtype=np.float64)))) if before.size else 0.0
+    rb = float(np.sqrt(np.mean(np.square(after, dtype=np.float64)))) if after.size else 0.0
+    lo, hi = min(ra, rb), max(ra, rb)
+    if hi == 0:
+        return 1.0
+    return hi / lo if lo > 0 else math.inf
+
+
+def flux_curve(y: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Per-frame (10 ms) spectral flux: mean over 64 mel bands of the rectified rise in dB."""
+    import librosa
+
+    win = round(FLUX_WINDOW_SECONDS * sample_rate)
+    hop = round(FLUX_HOP_SECONDS * sample_rate)
+    mel = librosa.feature.melspectrogram(
+        y=y,
+        sr=sample_rate,
+        n_fft=_n_fft(sample_rate, FLUX_WINDOW_SECONDS),
+        win_length=win,
+        hop_length=hop,
+        n_mels=FLUX_BANDS,
+        fmin=FLUX_FMIN,
+        fmax=min(FLUX_FMAX, sample_rate / 2),
+        center=False,
+    )
+    db = librosa.power_to_db(mel, ref=float(mel.max()) if mel.size and mel.max() > 0 else 1.0, top_db=80.0)
+    return np.maximum(0.0, np.diff(db, axis=1)).mean(axis=0)
+
+
+def _n_fft(sample_rate: int, seconds: float) -> int:
+    return int(2 ** math.ceil(math.log2(max(16, seconds * sample_rate))))
+
+
+def score_transition(
+    audio: Audio,
+    overlap_start: int,
+    overlap_stop: int,
+    thresholds: QualityThresholds | None = None,
+    *,
+    context_seconds: float = CONTEXT_SECONDS,
+    detect: bool = True,
+) -> TransitionScores:
+    """Score the seam of joined `audio` whose overlap is frames [overlap_start, overlap_stop)."""
+    thresholds = thresholds or QualityThresholds()
+    sr = audio.sample_rate
+    y = audio.mono().astype(np.float32)
+    ctx = round(context_seconds * sr)
+    a0 = max(0, overlap_start - ctx)
+    b1 = min(y.size, overlap_stop + ctx)
+    before = y[a0:overlap_start]
+    after = y[overlap_stop:b1]
+    # Too little on one side (a segment shorter than the context): use what there is, at least 0.25 s.
+    minimum = round(0.25 * sr)
+    if before.size < minimum:
+        before = y[a0 : max(overlap_start, a0 + minimum)]
+    if after.size < minimum:
+        after = y[max(b1 - minimum, overlap_start) : b1]
+
+    cctx = round(max(context_seconds, CHROMA_CONTEXT_SECONDS) * sr)
+    chroma_before = y[max(0, overlap_start - cctx) : overlap_start]
+    chroma_after = y[overlap_stop : overlap_stop + cctx]
+    if chroma_before.size < before.size:
+        chroma_before = before
+    if chroma_after.size < after.size:
+        chroma_after = after
+
+    hop = round(FLUX_HOP_SECONDS * sr)
+    curve = flux_curve(y[a0:b1], sr)
+    # Frame k of `curve` is the change into the window starting at (k + 1) * hop.
+    starts = a0 + (np.arange(curve.size) + 1) * hop + round(FLUX_WINDOW_SECONDS * sr) // 2
+    in_seam = (starts >= overlap_start) & (starts < overlap_stop)
+    outside = ~in_seam
+    if in_seam.any() and outside.any() and curve[outside].mean() > 0:
+        flux = 100.0 * max(0.0, float(curve[in_seam].mean() / curve[outside].mean()) - 1.0)
+    else:
+        flux = 0.0
+
+    clicks: tuple[float, ...] = ()
+    if detect:
+        seam = Audio(audio.samples[:, a0:b1], sr)
+        clicks = tuple(a0 / sr + t for t in detect_clicks(seam))
+    return TransitionScores(
+        mfcc_similarity=mfcc_similarity(before, after, sr),
+        spectral_flux=flux,
+        chroma_correlation=chroma_correlation(chroma_before, chroma_after, sr),
+        energy_ratio=energy_ratio(before, after),
+        thresholds=thresholds,
+        clicks=clicks,
+    )
+
+
+def detect_clicks(audio: Audio, *, ratio: float = 5.0, block_seconds: float = 0.001) -> list[float]:
+    """Times (seconds) of clicks: isolated bursts in the second difference of the waveform.
+
+    A click (a discontinuity of value or slope, a one-sample spike) makes the second difference jump
+    for a millisecond or so, far above both the music's usual level (median over +-100 ms) and the
+    level 2-10 ms before and after it. Percussive attacks are not clicks: their broadband energy goes
+    on for tens of milliseconds, so the neighbourhood check rejects them.
+    """
+    sr = audio.sample_rate
+    x = audio.samples.astype(np.float64)
+    if x.shape[1] < 8:
+        return []
+    d = np.max(np.abs(np.diff(x, n=2, axis=1)), axis=0)
+    block = max(1, round(block_seconds * sr))
+    n = d.size // block
+    if n < 25:
+        return []
+    b = d[: n * block].reshape(n, block).max(axis=1)
+    floor = 1e-6 + 1e-3 * float(np.median(b))
+    typical = ndimage.median_filter(b, size=201, mode="nearest")
+    near = ndimage.maximum_filter1d(b, size=9, mode="nearest")
+    # Neighbourhoods [i-10, i-2] and [i+2, i+10] blocks: the 9-wide max centred at i-6 and i+6.
+    before = np.concatenate([np.full(6, np.inf), near[:-6]])
+    after = np.concatenate([near[6:], np.full(6, np.inf)])
+    before[:6] = after[:6]
+    after[-6:] = before[-6:]
+    # Louder than the music's usual level AND than what follows it (an attack is followed by its own
+    # loud body; a click is not) AND clearly louder than what precedes it (half weight: a click in the
+    # decaying tail of a hi-hat must still count).
+    reference = np.maximum(typical, np.maximum(after, 0.5 * before))
+    hits = np.nonzero(b > ratio * (reference + floor))[0]
+    times: list[float] = []
+    for i in hits:
+        t = (i * block + int(np.argmax(d[i * block : (i + 1) * block])) + 1) / sr
+        if not times or t - times[-1] > 0.01:
+            times.append(float(t))
+    return times
