@@ -1,0 +1,69 @@
+"""`aligned_segments`: every segment time-stretched to the track's tempo (rubberband) when `tempo_match`.
+
+The track tempo is the first scene's (`choose_target_bpm`); a segment whose tempo is more than the
+audio core's MAX_STRETCH away (after octave folding) or has no pulse is left unstretched. Stretching
+changes a segment's length by its rate; the metadata shows each rate and the resulting duration.
+"""
+
+import time
+from typing import Any
+
+import dagster as dg
+from dagster import AssetExecutionContext
+
+from musicgen_pipeline.assets.media import read_exact, write_exact
+from musicgen_pipeline.assets.partitions import soundtrack_partitions
+from musicgen_pipeline.audio.rhythm import BeatGrid, align_segment, choose_target_bpm
+from musicgen_pipeline.request import parse_request
+from musicgen_pipeline.resources import PartitionFiles
+
+
+@dg.asset(
+    partitions_def=soundtrack_partitions,
+    group_name="soundtrack",
+    kinds={"rubberband"},
+    description="Segments stretched to one tempo (the opening scene's) so beats line up across seams.",
+)
+def aligned_segments(
+    context: AssetExecutionContext,
+    soundtrack_request: dict[str, Any],
+    scene_segments: list[dict[str, Any]],
+    beat_grids: list[dict[str, Any]],
+) -> dict[str, Any]:
+    request = parse_request(soundtrack_request)
+    files = PartitionFiles.for_key(context.partition_key)
+    start = time.perf_counter()
+    grids = [BeatGrid.from_dict(g) for g in beat_grids]
+    target = choose_target_bpm(grids) if request.tempo_match else 0.0
+    out = []
+    rows = []
+    for segment, grid in zip(scene_segments, grids, strict=True):
+        audio = read_exact(segment["path"])
+        aligned, aligned_grid = align_segment(audio, grid, target) if target > 0 else (audio, grid)
+        rate = audio.duration / aligned.duration if aligned.duration else 1.0
+        path = write_exact(files.aligned_path(segment["index"]), aligned)
+        out.append(
+            {
+                "index": segment["index"],
+                "path": str(path),
+                "grid": aligned_grid.to_dict(),
+                "source_bpm": grid.bpm,
+                "rate": rate,
+                "duration": aligned.duration,
+            }
+        )
+        rows.append(
+            f"| {segment['index']} | {grid.bpm:.1f} | {aligned_grid.bpm:.1f} | {rate:.4f} | {aligned.duration:.2f} |"
+        )
+    context.add_output_metadata(
+        {
+            "target_bpm": target,
+            "tempo_match": request.tempo_match,
+            "seconds": time.perf_counter() - start,
+            "segments": dg.MetadataValue.md(
+                "| scene | source BPM | aligned BPM | stretch rate | seconds |\n|---|---|---|---|---|\n"
+                + "\n".join(rows)
+            ),
+        }
+    )
+    return {"target_bpm": target, "segments": out}

@@ -1,0 +1,39 @@
+"""`beat_grids`: tempo and beat times of every generated segment (librosa), stored as JSON."""
+
+import json
+import time
+from typing import Any
+
+import dagster as dg
+from dagster import AssetExecutionContext
+
+from musicgen_pipeline.assets.media import read_exact
+from musicgen_pipeline.assets.partitions import soundtrack_partitions
+from musicgen_pipeline.audio.rhythm import analyze_beats
+from musicgen_pipeline.resources import PartitionFiles
+
+
+@dg.asset(
+    partitions_def=soundtrack_partitions,
+    group_name="soundtrack",
+    kinds={"librosa"},
+    description="BPM and beat times of each generated segment (octave-corrected librosa beat tracking).",
+)
+def beat_grids(context: AssetExecutionContext, scene_segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    files = PartitionFiles.for_key(context.partition_key)
+    start = time.perf_counter()
+    grids = []
+    for segment in scene_segments:
+        grid = analyze_beats(read_exact(segment["path"]))
+        grids.append({"index": segment["index"], **grid.to_dict()})
+    path = files.grids_path()
+    path.write_text(json.dumps(grids, indent=2), encoding="utf-8")
+    context.add_output_metadata(
+        {
+            "bpm": dg.MetadataValue.json({f"scene_{g['index']}": g["bpm"] for g in grids}),
+            "beats": dg.MetadataValue.json({f"scene_{g['index']}": len(g["beat_times"]) for g in grids}),
+            "seconds": time.perf_counter() - start,
+            "path": dg.MetadataValue.path(str(path)),
+        }
+    )
+    return grids

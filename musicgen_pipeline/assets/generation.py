@@ -1,0 +1,327 @@
+"""`scene_segments`: MusicGen audio per scene, with the quality loop run through Dagster retries.
+
+Per scene i and attempt a (seed = request seed + 1000 * i + a, so a regeneration uses "the next
+seed"), the step writes ``segments/scene_ii/attempt_aa.{wav,codes.npy,json}`` before judging it, and
+``segments/scene_ii/accepted.json`` once the scene is settled. A retried step therefore resumes: it
+loads accepted scenes and existing attempts from disk and generates only what is missing.
+
+Quality loop (USE_QUALITY_LOOP, MAX_REGEN_ATTEMPTS = M):
+- Scene 0 is always accepted. Scene i > 0 is scored against the accepted scene i - 1 (`score_seam`
+  on the seam the crossfade will make). A failing attempt that has regenerations left raises
+  `RetryRequested`; the retried step generates attempt a + 1 of that scene.
+- The budget is per seam: each scene gets at most M regenerations (M + 1 attempts). A seam that never
+  passes therefore costs exactly M step retries, and a request whose k seams never pass costs k * M
+  retries (the `max_retries` given to Dagster is M * (scenes - 1), never the binding limit).
+- After the last attempt the best attempt (fewest failed metrics, then least badness) is accepted,
+  the run goes on, and the transition report's check warns.
+
+Conditioning (`scene_conditioning`): `continuation` generates scenes in order, each first window
+conditioned on the last codes of the accepted previous scene (token level); `independent` generates
+the first attempt of every scene in one batched call per distinct duration, then runs the same loop.
+"""
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+import numpy as np
+from dagster import AssetExecutionContext
+
+from musicgen_pipeline.assets.media import read_exact, save_picture, write_exact
+from musicgen_pipeline.assets.partitions import soundtrack_partitions
+from musicgen_pipeline.assets.quality import judge_seam, quality_thresholds, transition_options
+from musicgen_pipeline.audio.io import Audio
+from musicgen_pipeline.request import SoundtrackRequest, parse_request
+from musicgen_pipeline.resources import MusicGenResource, PartitionFiles
+from musicgen_pipeline.settings import get_settings
+
+GPU_POOL = "gpu"
+GPU_TAGS = {
+    "dagster-k8s/config": json.dumps(
+        {
+            "container_config": {
+                "resources": {"limits": {"nvidia.com/gpu": 1}, "requests": {"nvidia.com/gpu": 1}}
+            }
+        }
+    )
+}
+SEED_STRIDE = 1000  # seed of scene i, attempt a = request seed + SEED_STRIDE * i + a
+MAX_SEED = 2**31 - 1
+
+
+def seed_for(request_seed: int, scene: int, attempt: int) -> int:
+    return (request_seed + SEED_STRIDE * scene + attempt) % (MAX_SEED + 1)
+
+
+@dataclass
+class Attempt:
+    scene: int
+    attempt: int
+    seed: int
+    prompt: str
+    seconds: float  # wall time of the generate call (shared by a batch)
+    batch: int  # rows in that call
+    model_id: str
+    scores: dict[str, Any] | None  # None for scene 0 or with the quality loop off
+    passed: bool | None
+    failures: int  # metrics outside their threshold
+    badness: float  # how far past the thresholds (0 when passed); the best attempt has the least
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _attempt_files(files: PartitionFiles, scene: int, attempt: int) -> tuple[Any, Any, Any]:
+    stem = files.attempt_stem(scene, attempt)
+    return stem.with_suffix(".wav"), stem.with_name(stem.name + ".codes.npy"), stem.with_suffix(".json")
+
+
+def _load_attempts(files: PartitionFiles, scene: int) -> list[Attempt]:
+    out = []
+    for meta in sorted(files.scene_dir(scene).glob("attempt_*.json")):
+        out.append(Attempt(**json.loads(meta.read_text(encoding="utf-8"))))
+    return sorted(out, key=lambda a: a.attempt)
+
+
+def _load_generated(files: PartitionFiles, record: Attempt) -> Any:
+    from musicgen_pipeline.models.musicgen import GeneratedAudio
+
+    wav, codes, _ = _attempt_files(files, record.scene, record.attempt)
+    return GeneratedAudio(
+        audio=read_exact(wav),
+        codes=np.load(codes),
+        prompt=record.prompt,
+        seed=record.seed,
+        seconds=record.seconds,
+        model_id=record.model_id,
+    )
+
+
+def _accepted_path(files: PartitionFiles, scene: int) -> Any:
+    return files.scene_dir(scene) / "accepted.json"
+
+
+class SegmentGenerator:
+    """The generation state of one partition, on disk; one instance per step execution."""
+
+    def __init__(
+        self, context: AssetExecutionContext, request: SoundtrackRequest, musicgen: MusicGenResource
+    ):
+        self.context = context
+        self.request = request
+        self.files = PartitionFiles.for_key(context.partition_key)
+        self.settings = get_settings()
+        self.prompts = request.scene_prompts()
+        self.loop = self.settings.use_quality_loop and len(request.scenes) > 1
+        self.budget = self.settings.max_regen_attempts if self.loop else 0
+        self._musicgen = musicgen
+        self._model: Any = None
+        self.load_seconds = 0.0
+        self.generated_now: set[tuple[int, int]] = set()
+        self.options = transition_options(request, self.settings)
+        self.thresholds = quality_thresholds(self.settings)
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            self._model, self.load_seconds = self._musicgen.get(self.request.model)
+        return self._model
+
+    def generate(self, scenes: list[int], attempt_of: dict[int, int], previous: dict[int, Any]) -> None:
+        """One batched generate call per distinct duration; persists every attempt before returning."""
+        from musicgen_pipeline.models.musicgen import GenerationParams
+
+        params = GenerationParams.from_settings(self.settings)
+        by_duration: dict[float, list[int]] = {}
+        for i in scenes:
+            by_duration.setdefault(self.request.scenes[i].duration, []).append(i)
+        for duration, group in by_duration.items():
+            seeds = [seed_for(self.request.seed, i, attempt_of[i]) for i in group]
+            conts = [previous.get(i) for i in group]
+            self.context.log.info(
+                f"generating scene(s) {group} ({duration:g} s, seeds {seeds}, attempts {[attempt_of[i] for i in group]})"
+            )
+            results = self.model.generate(
+                [self.prompts[i] for i in group],
+                duration,
+                seeds=seeds,
+                params=params,
+                continue_from=conts if any(c is not None for c in conts) else None,
+            )
+            for i, result in zip(group, results, strict=True):
+                a = attempt_of[i]
+                wav, codes, meta = _attempt_files(self.files, i, a)
+                write_exact(wav, result.audio)
+                np.save(codes, result.codes)
+                record = Attempt(
+                    scene=i,
+                    attempt=a,
+                    seed=result.seed,
+                    prompt=result.prompt,
+                    seconds=float(result.seconds),
+                    batch=len(group),
+                    model_id=result.model_id,
+                    scores=None,
+                    passed=None,
+                    failures=0,
+                    badness=0.0,
+                )
+                meta.write_text(json.dumps(record.to_dict(), indent=2), encoding="utf-8")
+                self.generated_now.add((i, a))
+
+    def judge(self, record: Attempt, previous_audio: Audio | None) -> Attempt:
+        """Score the attempt's seam into the previous scene (once; stored in its json)."""
+        if record.scores is not None or previous_audio is None or not self.loop:
+            return record
+        wav, _, meta = _attempt_files(self.files, record.scene, record.attempt)
+        verdict = judge_seam(previous_audio, read_exact(wav), self.options, self.thresholds)
+        record.scores, record.passed = verdict.scores, verdict.passed
+        record.failures, record.badness = verdict.failures, verdict.badness
+        meta.write_text(json.dumps(record.to_dict(), indent=2), encoding="utf-8")
+        return record
+
+    def run(self) -> list[dict[str, Any]]:
+        n = len(self.request.scenes)
+        accepted: list[dict[str, Any]] = []
+        if self.request.scene_conditioning == "independent":
+            missing = [
+                i
+                for i in range(n)
+                if not _accepted_path(self.files, i).exists() and not _load_attempts(self.files, i)
+            ]
+            if missing:
+                self.generate(missing, dict.fromkeys(missing, 0), {})
+        previous_generated: Any = None
+        previous_audio: Audio | None = None
+        for i in range(n):
+            done = _accepted_path(self.files, i)
+            if done.exists():
+                entry = json.loads(done.read_text(encoding="utf-8"))
+                accepted.append(entry)
+                record = Attempt(**entry["record"])
+                previous_generated = _load_generated(self.files, record)
+                previous_audio = previous_generated.audio
+                continue
+            attempts = _load_attempts(self.files, i)
+            cont = previous_generated if self.request.scene_conditioning == "continuation" else None
+            while True:
+                if not attempts:
+                    self.generate([i], {i: 0}, {i: cont})
+                    attempts = _load_attempts(self.files, i)
+                last = self.judge(attempts[-1], previous_audio if i > 0 else None)
+                if last.passed is not False:
+                    chosen, exhausted = last, False
+                    break
+                regenerations = len(attempts) - 1
+                if regenerations >= self.budget:
+                    chosen, exhausted = min(attempts, key=lambda r: (r.failures, r.badness, r.attempt)), True
+                    self.context.log.warning(
+                        f"scene {i}: no attempt passed after {regenerations} regeneration(s); keeping attempt "
+                        f"{chosen.attempt} (seed {chosen.seed}, {chosen.failures} failing metric(s))"
+                    )
+                    break
+                if (i, last.attempt) in self.generated_now:
+                    self.context.log.warning(
+                        f"scene {i} attempt {last.attempt} (seed {last.seed}) failed the transition thresholds "
+                        f"{last.scores}; retrying with seed {seed_for(self.request.seed, i, last.attempt + 1)} "
+                        f"({regenerations + 1}/{self.budget})"
+                    )
+                    raise dg.RetryRequested(max_retries=self.budget * (n - 1), seconds_to_wait=0)
+                # resumed after a retry: the failing attempt is on disk, make the next one
+                self.generate([i], {i: last.attempt + 1}, {i: cont})
+                attempts = _load_attempts(self.files, i)
+            for a in attempts:
+                self.judge(a, previous_audio if i > 0 else None)
+            entry = {
+                "index": i,
+                "record": chosen.to_dict(),
+                "attempts": [a.to_dict() for a in attempts],
+                "regenerations": len(attempts) - 1,
+                "exhausted": exhausted,
+            }
+            done.write_text(json.dumps(entry, indent=2), encoding="utf-8")
+            accepted.append(entry)
+            previous_generated = _load_generated(self.files, chosen)
+            previous_audio = previous_generated.audio
+        return accepted
+
+
+@dg.asset(
+    partitions_def=soundtrack_partitions,
+    group_name="soundtrack",
+    pool=GPU_POOL,
+    op_tags=GPU_TAGS,
+    kinds={"pytorch"},
+    description="MusicGen audio of every scene (token-level continuation or one batched pass), with the "
+    "quality loop: a scene whose seam fails the thresholds is regenerated with the next seed via a Dagster retry.",
+)
+def scene_segments(
+    context: AssetExecutionContext, soundtrack_request: dict[str, Any], musicgen: MusicGenResource
+) -> list[dict[str, Any]]:
+    request = parse_request(soundtrack_request)
+    start = time.perf_counter()
+    generator = SegmentGenerator(context, request, musicgen)
+    accepted = generator.run()
+    files = generator.files
+    segments: list[dict[str, Any]] = []
+    pictures: dict[str, Any] = {}
+    rows = []
+    for entry in accepted:
+        record = Attempt(**entry["record"])
+        i = record.scene
+        wav, _, _ = _attempt_files(files, i, record.attempt)
+        audio = read_exact(wav)
+        path = write_exact(files.segment_path(i), audio)
+        picture, md = save_picture(
+            audio, f"scene {i}: {record.prompt[:60]}", files.pictures_dir() / f"scene_{i:02d}.png"
+        )
+        pictures[f"scene_{i}_picture"] = dg.MetadataValue.md(md)
+        rtf = record.seconds / record.batch / max(audio.duration, 1e-9)
+        segments.append(
+            {
+                "index": i,
+                "path": str(path),
+                "prompt": record.prompt,
+                "seed": record.seed,
+                "attempt": record.attempt,
+                "regenerations": entry["regenerations"],
+                "exhausted": entry["exhausted"],
+                "scores": record.scores,
+                "passed": record.passed,
+                "attempts": entry["attempts"],
+                "duration": audio.duration,
+                "sample_rate": audio.sample_rate,
+                "seconds": record.seconds,
+                "real_time_factor": rtf,
+                "model_id": record.model_id,
+                "picture": str(picture),
+            }
+        )
+        verdict = "-" if record.passed is None else ("pass" if record.passed else "FAIL (best kept)")
+        rows.append(
+            f"| {i} | {audio.duration:.2f} | {record.seed} | {entry['regenerations']} | {verdict} | {rtf:.2f} | `{path}` |"
+        )
+    elapsed = time.perf_counter() - start
+    total_audio = sum(s["duration"] for s in segments)
+    context.add_output_metadata(
+        {
+            "model": segments[0]["model_id"] if segments else (request.model or ""),
+            "scene_conditioning": request.scene_conditioning,
+            "scenes": len(segments),
+            "audio_seconds": total_audio,
+            "step_seconds": elapsed,
+            "model_load_seconds": generator.load_seconds,
+            "real_time_factor": elapsed / max(total_audio, 1e-9),
+            "regenerations": sum(s["regenerations"] for s in segments),
+            "retry_number": context.retry_number,
+            "segments": dg.MetadataValue.md(
+                "| scene | seconds | seed | regenerations | seam | RTF | file |\n|---|---|---|---|---|---|---|\n"
+                + "\n".join(rows)
+            ),
+            **{f"scene_{s['index']}_path": dg.MetadataValue.path(s["path"]) for s in segments},
+            **pictures,
+        }
+    )
+    return segments

@@ -1,0 +1,113 @@
+"""`soundtrack`: the final mix, from the aligned segments, the seam plans and their stems.
+
+Each seam is rendered by `render_transition` (stem-aware crossfade: drums/other/vocals equal-power,
+bass swapped on a beat; or a plain equal-power crossfade), the pieces are joined by `assemble`, each
+seam is scored on the joined track (`score_transition`), and the whole track is loudness-normalised
+(ITU-R BS.1770, TARGET_LUFS, true peak under TRUE_PEAK_DBTP) and written as
+``outputs/<partition>/soundtrack.<format>`` (16-bit PCM WAV by default).
+"""
+
+import time
+from typing import Any
+
+import dagster as dg
+import numpy as np
+from dagster import AssetExecutionContext
+
+from musicgen_pipeline.assets.media import read_exact, save_picture
+from musicgen_pipeline.assets.partitions import soundtrack_partitions
+from musicgen_pipeline.audio.io import write_audio
+from musicgen_pipeline.audio.loudness import normalize_loudness
+from musicgen_pipeline.audio.metrics import QualityThresholds, score_transition
+from musicgen_pipeline.audio.transition import TransitionPlan, assemble, render_transition
+from musicgen_pipeline.request import parse_request
+from musicgen_pipeline.resources import PartitionFiles
+from musicgen_pipeline.settings import get_settings
+
+
+def _stems(paths: dict[str, str]) -> dict[str, np.ndarray] | None:
+    return {name: read_exact(path).samples for name, path in paths.items()} if paths else None
+
+
+@dg.asset(
+    partitions_def=soundtrack_partitions,
+    group_name="soundtrack",
+    kinds={"wav"},
+    description="The finished soundtrack: stem-aware beat-aligned crossfades, scored seams, loudness-normalised.",
+)
+def soundtrack(
+    context: AssetExecutionContext,
+    soundtrack_request: dict[str, Any],
+    aligned_segments: dict[str, Any],
+    segment_stems: list[dict[str, Any]],
+) -> dict[str, Any]:
+    request = parse_request(soundtrack_request)
+    settings = get_settings()
+    files = PartitionFiles.for_key(context.partition_key)
+    start = time.perf_counter()
+    audios = [read_exact(s["path"]) for s in aligned_segments["segments"]]
+    plans = [TransitionPlan.from_dict(entry["plan"]) for entry in segment_stems]
+    overlaps = [
+        render_transition(plan, audios[t], audios[t + 1], _stems(entry["prev"]), _stems(entry["next"]))
+        for t, (plan, entry) in enumerate(zip(plans, segment_stems, strict=True))
+    ]
+    track, seams = assemble(audios, plans, overlaps) if plans else (audios[0], [])
+    thresholds = QualityThresholds.from_settings(settings)
+    sr = track.sample_rate
+    transitions = []
+    for t, ((s0, s1), plan, entry) in enumerate(zip(seams, plans, segment_stems, strict=True)):
+        scores = score_transition(track, s0, s1, thresholds)
+        stem_aware = plan.stem_aware and bool(entry["prev"])
+        transitions.append(
+            {
+                "index": t,
+                "boundary_time": round((s0 + s1) / 2 / sr, 4),
+                "overlap_start_time": round(s0 / sr, 4),
+                "overlap_seconds": round((s1 - s0) / sr, 4),
+                "bpm_before": round(plan.prev_bpm, 3),
+                "bpm_after": round(plan.next_bpm, 3),
+                "bass_swap_time": round((s0 + plan.bass_swap) / sr, 4)
+                if stem_aware and plan.bass_swap is not None
+                else None,
+                "beat_aligned": plan.beat_aligned,
+                "stem_aware": stem_aware,
+                **scores.to_dict(),
+            }
+        )
+    normalised, loudness = normalize_loudness(track, settings.target_lufs, settings.true_peak_dbtp)
+    path = write_audio(files.soundtrack_path(request.output_format), normalised, format=request.output_format)
+    picture, md = save_picture(
+        normalised, f"soundtrack ({normalised.duration:.1f} s)", files.pictures_dir() / "soundtrack.png"
+    )
+    elapsed = time.perf_counter() - start
+    passed = sum(1 for t in transitions if t["passed"])
+    result = {
+        "path": str(path),
+        "format": request.output_format,
+        "duration": normalised.duration,
+        "requested_seconds": request.total_duration,
+        "expected_seconds": request.expected_duration,
+        "sample_rate": sr,
+        "channels": normalised.channels,
+        "target_bpm": aligned_segments["target_bpm"],
+        "loudness": loudness.to_dict(),
+        "transitions": transitions,
+        "mix_seconds": elapsed,
+        "picture": str(picture),
+    }
+    context.add_output_metadata(
+        {
+            "path": dg.MetadataValue.path(str(path)),
+            "duration_seconds": normalised.duration,
+            "requested_seconds": request.total_duration,
+            "expected_seconds": request.expected_duration,
+            "target_bpm": aligned_segments["target_bpm"],
+            "loudness_lufs": loudness.to_dict()["output_lufs"],
+            "true_peak_dbtp": loudness.to_dict()["output_true_peak_dbtp"],
+            "transitions_passed": f"{passed}/{len(transitions)}",
+            "mix_seconds": elapsed,
+            "picture": dg.MetadataValue.md(md),
+            "picture_path": dg.MetadataValue.path(str(picture)),
+        }
+    )
+    return result

@@ -1,0 +1,42 @@
+"""The quality loop's verdict on one seam, and the transition options a request implies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from musicgen_pipeline.audio.io import Audio
+from musicgen_pipeline.audio.metrics import QualityThresholds
+from musicgen_pipeline.request import SoundtrackRequest
+from musicgen_pipeline.settings import Settings
+
+
+@dataclass(frozen=True)
+class SeamVerdict:
+    scores: dict[str, Any]
+    passed: bool
+    failures: int
+    badness: float
+
+
+def quality_thresholds(settings: Settings) -> QualityThresholds:
+    return QualityThresholds.from_settings(settings)
+
+
+def transition_options(request: SoundtrackRequest, settings: Settings) -> Any:
+    """The audio core's `TransitionOptions` for this request (per-request switches over the settings)."""
+    from musicgen_pipeline.audio.transition import TransitionOptions
+
+    return TransitionOptions(
+        crossfade_seconds=request.crossfade_duration,
+        beat_align=request.beat_aligned,
+        tempo_match=request.tempo_match,
+        stem_aware=request.stem_aware and settings.use_stem_aware_crossfade,
+    )
+
+
+def judge_seam(previous: Audio, nxt: Audio, options: Any, thresholds: QualityThresholds) -> SeamVerdict:
+    from musicgen_pipeline.audio.transition import score_seam
+
+    scores = score_seam(previous, nxt, options, thresholds)
+    return SeamVerdict(scores.to_dict(), scores.passed, len(scores.failures), float(scores.badness()))

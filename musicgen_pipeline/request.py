@@ -1,0 +1,418 @@
+"""The soundtrack request: parsing, validation, limits, scene prompts and the partition key.
+
+A request is JSON (DESIGN.md section 2). Two shapes are accepted:
+
+- multi-scene: ``{"base_prompt": ..., "scenes": [{"mood": ..., "duration": ..., "prompt"?: ...}], ...}``
+- one prompt: ``{"prompt": ..., "duration": 60, "mood"?: ...}`` (a one-scene soundtrack)
+
+Validation collects *every* problem (field, value, limit) before raising `RequestError`, so the drop
+folder sensor can write them all beside a rejected file. Pure Python: no dagster, no torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from musicgen_pipeline.errors import InputError
+
+# --- limits (named so that messages, docs and tests agree) ---------------------------------------
+MIN_SCENE_SECONDS = 1.0
+MAX_SCENE_SECONDS = 600.0
+MAX_TOTAL_SECONDS = 1800.0  # 30 minutes; DESIGN asks for "at least 20 minutes"
+MAX_SCENES = 100
+MAX_PROMPT_CHARS = 500
+MAX_MOOD_CHARS = 100
+MIN_CROSSFADE_SECONDS = 0.05  # a seam is always a crossfade; this is the shortest (a 'hard' cut)
+MAX_CROSSFADE_SECONDS = 10.0
+MAX_SEED = 2**31 - 1
+OUTPUT_FORMATS = ("wav", "flac", "ogg")
+SCENE_CONDITIONING = ("continuation", "independent")
+DEFAULT_CROSSFADE_SECONDS = 2.0
+# The rendered soundtrack is the sum of the (tempo-matched) scene durations minus one crossfade per seam.
+# Beat snapping may start a seam's overlap up to 1.5 s earlier in the previous scene and 1.5 s later in
+# the next (the audio core's beat_search_seconds), so each seam may shorten the track by up to 3 s:
+DURATION_TOLERANCE_PER_SEAM_SECONDS = 3.0
+
+_KNOWN_KEYS = {
+    "name",
+    "base_prompt",
+    "scenes",
+    "prompt",
+    "duration",
+    "mood",
+    "crossfade_duration",
+    "beat_aligned",
+    "tempo_match",
+    "stem_aware",
+    "seed",
+    "model",
+    "output_format",
+    "scene_conditioning",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation problem: which field, what value, what is wrong (the limit)."""
+
+    field: str
+    value: Any
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}={_short(self.value)}: {self.message}"
+
+
+class RequestError(InputError):
+    """A request that failed validation; `problems` lists every problem found."""
+
+    def __init__(self, problems: list[Problem], source: str | None = None) -> None:
+        self.problems = list(problems)
+        self.source = source
+        prefix = f"{source}: " if source else ""
+        head = "; ".join(str(p) for p in self.problems[:5])
+        more = f" (and {len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
+        super().__init__(f"{prefix}invalid request: {head}{more}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "error": str(self),
+            "problems": [
+                {"field": p.field, "value": _jsonable(p.value), "problem": p.message} for p in self.problems
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Scene:
+    mood: str
+    duration: float
+    prompt: str | None = None
+
+
+@dataclass(frozen=True)
+class SoundtrackRequest:
+    """A validated request. Build with `parse_request`; `to_dict()` round-trips through it."""
+
+    base_prompt: str
+    scenes: tuple[Scene, ...]
+    crossfade_duration: float = DEFAULT_CROSSFADE_SECONDS
+    beat_aligned: bool = True
+    tempo_match: bool = True
+    stem_aware: bool = True
+    seed: int = 0
+    model: str | None = None  # None: MUSICGEN_MODEL
+    output_format: str = "wav"
+    scene_conditioning: str = "continuation"
+    name: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def total_duration(self) -> float:
+        return float(sum(s.duration for s in self.scenes))
+
+    @property
+    def expected_duration(self) -> float:
+        """Sum of scenes minus one crossfade per seam (the overlap is shared by both scenes)."""
+        return self.total_duration - self.crossfade_duration * (len(self.scenes) - 1)
+
+    @property
+    def duration_tolerance(self) -> float:
+        return DURATION_TOLERANCE_PER_SEAM_SECONDS * max(1, len(self.scenes) - 1)
+
+    def scene_prompts(self) -> list[str]:
+        """``"{mood}, {base_prompt}"``, or ``"{mood}, {prompt}"`` for a scene with its own prompt."""
+        out = []
+        for scene in self.scenes:
+            body = scene.prompt or self.base_prompt
+            out.append(f"{scene.mood}, {body}" if scene.mood else body)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("extra")
+        data["scenes"] = [{k: v for k, v in asdict(s).items() if v is not None} for s in self.scenes]
+        if data["name"] is None:
+            data.pop("name")
+        if data["model"] is None:
+            data.pop("model")
+        return data
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    def content_hash(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+    def partition_key(self) -> str:
+        """A short, safe, unique id: ``<slug>-<10 hex of the content hash>``.
+
+        Same request content => same key (idempotent sensors, schedules and re-submissions).
+        """
+        slug = slugify(self.name or self.base_prompt, max_len=32)
+        return f"{slug}-{self.content_hash()[:10]}" if slug else self.content_hash()[:16]
+
+
+def slugify(text: str, max_len: int = 32) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:max_len].rstrip("-")
+
+
+PARTITION_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+
+
+def check_partition_key(key: str) -> str:
+    """Refuse keys that are unsafe as a folder name (they name `outputs/<key>/`)."""
+    if not PARTITION_KEY_RE.match(key):
+        raise InputError(
+            f"partition key {key!r} must match {PARTITION_KEY_RE.pattern} (lowercase, digits, '-')"
+        )
+    return key
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _number(
+    raw: dict[str, Any], key: str, path: str, default: float, lo: float, hi: float, problems: list[Problem]
+) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            problems.append(Problem(path, value, "must be a number"))
+            return default
+    if not _is_number(value) or value != value:  # NaN
+        problems.append(Problem(path, value, "must be a number"))
+        return default
+    if value < lo or value > hi:
+        problems.append(Problem(path, value, f"must be between {lo:g} and {hi:g}"))
+    return float(value)
+
+
+def _bool(raw: dict[str, Any], key: str, default: bool, problems: list[Problem]) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        problems.append(Problem(key, value, "must be true or false"))
+        return default
+    return value
+
+
+def _text(value: Any, path: str, max_chars: int, problems: list[Problem], *, required: bool) -> str | None:
+    if value is None:
+        if required:
+            problems.append(Problem(path, None, "is required"))
+        return None
+    if not isinstance(value, str):
+        problems.append(Problem(path, value, "must be a string"))
+        return None
+    value = value.strip()
+    if required and not value:
+        problems.append(Problem(path, value, "must not be empty"))
+    if len(value) > max_chars:
+        problems.append(Problem(path, f"<{len(value)} chars>", f"must be at most {max_chars} characters"))
+    return value
+
+
+def parse_request(raw: Any, *, source: str | None = None, name: str | None = None) -> SoundtrackRequest:
+    """Validate a decoded JSON object into a `SoundtrackRequest`; raise `RequestError` with every problem."""
+    problems: list[Problem] = []
+    if not isinstance(raw, dict):
+        raise RequestError([Problem("<request>", type(raw).__name__, "must be a JSON object")], source)
+
+    one_prompt = "scenes" not in raw and "prompt" in raw
+    base_prompt: str | None
+    scenes: list[Scene] = []
+    if one_prompt:
+        prompt = _text(raw.get("prompt"), "prompt", MAX_PROMPT_CHARS, problems, required=True)
+        mood = _text(raw.get("mood"), "mood", MAX_MOOD_CHARS, problems, required=False) or ""
+        duration = _number(raw, "duration", "duration", 30.0, MIN_SCENE_SECONDS, MAX_SCENE_SECONDS, problems)
+        base_prompt = prompt
+        scenes.append(Scene(mood=mood, duration=duration))
+    else:
+        base_prompt = _text(raw.get("base_prompt"), "base_prompt", MAX_PROMPT_CHARS, problems, required=True)
+        raw_scenes = raw.get("scenes")
+        if raw_scenes is None:
+            problems.append(Problem("scenes", None, "is required (or give a single 'prompt' and 'duration')"))
+        elif not isinstance(raw_scenes, list):
+            problems.append(Problem("scenes", raw_scenes, "must be a list of scenes"))
+        elif not raw_scenes:
+            problems.append(Problem("scenes", raw_scenes, f"must hold between 1 and {MAX_SCENES} scenes"))
+        elif len(raw_scenes) > MAX_SCENES:
+            problems.append(
+                Problem("scenes", f"<{len(raw_scenes)} scenes>", f"must hold at most {MAX_SCENES} scenes")
+            )
+        else:
+            for i, item in enumerate(raw_scenes):
+                path = f"scenes[{i}]"
+                if not isinstance(item, dict):
+                    problems.append(Problem(path, item, "must be an object with mood and duration"))
+                    continue
+                mood = _text(item.get("mood"), f"{path}.mood", MAX_MOOD_CHARS, problems, required=False) or ""
+                prompt = _text(
+                    item.get("prompt"), f"{path}.prompt", MAX_PROMPT_CHARS, problems, required=False
+                )
+                if "duration" not in item:
+                    problems.append(Problem(f"{path}.duration", None, "is required"))
+                    duration = MIN_SCENE_SECONDS
+                else:
+                    duration = _number(
+                        item,
+                        "duration",
+                        f"{path}.duration",
+                        MIN_SCENE_SECONDS,
+                        MIN_SCENE_SECONDS,
+                        MAX_SCENE_SECONDS,
+                        problems,
+                    )
+                scenes.append(Scene(mood=mood, duration=duration, prompt=prompt or None))
+
+    crossfade = _number(
+        raw,
+        "crossfade_duration",
+        "crossfade_duration",
+        DEFAULT_CROSSFADE_SECONDS,
+        MIN_CROSSFADE_SECONDS,
+        MAX_CROSSFADE_SECONDS,
+        problems,
+    )
+    if len(scenes) > 1:
+        shortest = min(s.duration for s in scenes)
+        if crossfade > shortest / 2:
+            problems.append(
+                Problem(
+                    "crossfade_duration",
+                    crossfade,
+                    f"must be at most half the shortest scene ({shortest / 2:g} s)",
+                )
+            )
+    total = sum(s.duration for s in scenes)
+    if total > MAX_TOTAL_SECONDS:
+        problems.append(
+            Problem(
+                "scenes", f"<total {total:g} s>", f"total duration must be at most {MAX_TOTAL_SECONDS:g} s"
+            )
+        )
+
+    seed_raw = raw.get("seed", 0)
+    seed = 0
+    if isinstance(seed_raw, bool) or not isinstance(seed_raw, int):
+        problems.append(Problem("seed", seed_raw, "must be an integer"))
+    elif not 0 <= seed_raw <= MAX_SEED:
+        problems.append(Problem("seed", seed_raw, f"must be between 0 and {MAX_SEED}"))
+    else:
+        seed = seed_raw
+
+    model = raw.get("model")
+    if model is not None and (not isinstance(model, str) or not model.strip()):
+        problems.append(
+            Problem("model", model, "must be a non-empty string (hub id, local folder or tiny-random)")
+        )
+        model = None
+
+    fmt = raw.get("output_format", "wav")
+    if not isinstance(fmt, str) or fmt.lower() not in OUTPUT_FORMATS:
+        problems.append(Problem("output_format", fmt, f"must be one of {', '.join(OUTPUT_FORMATS)}"))
+        fmt = "wav"
+
+    conditioning = raw.get("scene_conditioning", "continuation")
+    if conditioning not in SCENE_CONDITIONING:
+        problems.append(
+            Problem("scene_conditioning", conditioning, f"must be one of {', '.join(SCENE_CONDITIONING)}")
+        )
+        conditioning = "continuation"
+
+    req_name = raw.get("name", name)
+    if req_name is not None and (not isinstance(req_name, str) or not slugify(req_name)):
+        problems.append(Problem("name", req_name, "must be a string with at least one letter or digit"))
+        req_name = None
+
+    beat_aligned = _bool(raw, "beat_aligned", True, problems)
+    tempo_match = _bool(raw, "tempo_match", True, problems)
+    stem_aware = _bool(raw, "stem_aware", True, problems)
+
+    if problems:
+        raise RequestError(problems, source)
+    return SoundtrackRequest(
+        base_prompt=base_prompt or "",
+        scenes=tuple(scenes),
+        crossfade_duration=crossfade,
+        beat_aligned=beat_aligned,
+        tempo_match=tempo_match,
+        stem_aware=stem_aware,
+        seed=seed,
+        model=model.strip() if isinstance(model, str) else None,
+        output_format=fmt.lower(),
+        scene_conditioning=conditioning,
+        name=req_name,
+        extra={k: v for k, v in raw.items() if k not in _KNOWN_KEYS},
+    )
+
+
+def parse_request_text(text: str, *, source: str | None = None, name: str | None = None) -> SoundtrackRequest:
+    if not text.strip():
+        raise RequestError([Problem("<file>", "", "is empty (expected a JSON request)")], source)
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RequestError(
+            [
+                Problem(
+                    "<json>", text[:40], f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+                )
+            ],
+            source,
+        ) from None
+    return parse_request(raw, source=source, name=name)
+
+
+def load_request(path: str | Path) -> SoundtrackRequest:
+    """Read one request file; the file's stem names the request when it has no ``name``."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: request file not found")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a request file")
+    return parse_request_text(path.read_text(encoding="utf-8"), source=str(path), name=path.stem)
+
+
+def requests_in_document(
+    raw: Any, *, source: str | None = None, name: str | None = None
+) -> list[SoundtrackRequest]:
+    """A drop-folder file holds one request, or ``{"requests": [...]}``; every problem of every entry is reported."""
+    if isinstance(raw, dict) and "requests" in raw:
+        items = raw["requests"]
+        if not isinstance(items, list) or not items:
+            raise RequestError([Problem("requests", items, "must be a non-empty list of requests")], source)
+        out: list[SoundtrackRequest] = []
+        problems: list[Problem] = []
+        for i, item in enumerate(items):
+            try:
+                out.append(parse_request(item, source=source, name=f"{name}-{i}" if name else None))
+            except RequestError as exc:
+                problems.extend(Problem(f"requests[{i}].{p.field}", p.value, p.message) for p in exc.problems)
+        if problems:
+            raise RequestError(problems, source)
+        return out
+    return [parse_request(raw, source=source, name=name)]

@@ -1,0 +1,56 @@
+"""Pipeline fixtures: a temporary data folder and Dagster instance per test (or per module)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from musicgen_pipeline.launch import DEFAULT_INSTANCE_YAML
+
+
+def make_home(root: Path) -> Path:
+    home = root / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text(DEFAULT_INSTANCE_YAML, encoding="utf-8")
+    return home
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.setenv("MUSICGEN_DATA", str(data))
+    monkeypatch.setenv("DAGSTER_HOME", str(make_home(tmp_path)))
+    return data
+
+
+@pytest.fixture
+def instance(data_dir: Path) -> Iterator[dg.DagsterInstance]:
+    with dg.DagsterInstance.get() as inst:
+        yield inst
+
+
+def three_scene_request(seconds: float = 3.0, **overrides: object) -> dict[str, object]:
+    request: dict[str, object] = {
+        "base_prompt": "cinematic orchestral soundtrack with sweeping strings",
+        "scenes": [
+            {"mood": "peaceful morning", "duration": seconds},
+            {"mood": "joyful celebration", "duration": seconds},
+            {"mood": "gentle farewell", "duration": seconds},
+        ],
+        "crossfade_duration": 0.5,
+        "seed": 7,
+        "model": "tiny-random",
+    }
+    request.update(overrides)
+    return request
+
+
+def write_json(path: Path, data: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path

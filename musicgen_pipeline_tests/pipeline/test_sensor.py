@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import dagster as dg
+
+from musicgen_pipeline.launch import PARTITIONS_NAME, RENDER_JOB
+from musicgen_pipeline.request import parse_request
+from musicgen_pipeline.sensors import build_inbox_sensor, process_inbox
+from musicgen_pipeline_tests.pipeline.conftest import three_scene_request, write_json
+
+
+def _age(path: Path, seconds: float) -> None:
+    past = time.time() - seconds
+    os.utime(path, (past, past))
+
+
+def _tick(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
+    context = dg.build_sensor_context(instance=instance, cursor=cursor)
+    result = sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(PARTITIONS_NAME, list(request.partition_keys))
+    return result
+
+
+def test_inbox_folder_cases(instance: dg.DagsterInstance, data_dir: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SENSOR_SETTLE_SECONDS", "5")
+    inbox = data_dir / "inbox"
+    good = write_json(inbox / "trip.json", three_scene_request())
+    batch = write_json(
+        inbox / "batch.json", {"requests": [three_scene_request(seed=1), three_scene_request(seed=2)]}
+    )
+    (inbox / "broken.json").write_text('{"base_prompt": "x", "scenes": [', encoding="utf-8")
+    schema = write_json(
+        inbox / "schema.json", {"base_prompt": "x", "scenes": [{"mood": "a", "duration": 9999}], "seed": "s"}
+    )
+    (inbox / "empty.json").write_text("", encoding="utf-8")
+    for path in inbox.iterdir():
+        _age(path, 60)
+    writing = write_json(inbox / "writing.json", three_scene_request(seed=3))  # modified just now
+    partial = write_json(inbox / "upload.json.tmp", three_scene_request(seed=4))
+    _age(partial, 60)
+
+    sensor = build_inbox_sensor(dg.define_asset_job(RENDER_JOB))
+    first = _tick(sensor, instance, None)
+
+    expected_keys = {
+        parse_request(three_scene_request(), name="trip").partition_key(),
+        parse_request(three_scene_request(seed=1), name="batch-0").partition_key(),
+        parse_request(three_scene_request(seed=2), name="batch-1").partition_key(),
+    }
+    assert {r.partition_key for r in first.run_requests} == expected_keys
+    assert all(r.run_key == r.partition_key and r.job_name == RENDER_JOB for r in first.run_requests)
+    assert set(instance.get_dynamic_partitions(PARTITIONS_NAME)) == expected_keys
+    for key in expected_keys:
+        stored = json.loads((data_dir / "outputs" / key / "request.json").read_text())
+        assert stored["model"] == "tiny-random"
+
+    assert sorted(p.name for p in (inbox / "accepted").iterdir()) == ["batch.json", "trip.json"]
+    rejected = sorted(p.name for p in (inbox / "rejected").iterdir())
+    assert rejected == sorted(
+        [
+            "broken.json",
+            "broken.error.json",
+            "schema.json",
+            "schema.error.json",
+            "empty.json",
+            "empty.error.json",
+        ]
+    )
+    schema_error = json.loads((inbox / "rejected" / "schema.error.json").read_text())
+    fields = {p["field"]: p for p in schema_error["problems"]}
+    assert fields["scenes[0].duration"]["value"] == 9999 and "600" in fields["scenes[0].duration"]["problem"]
+    assert "seed" in fields
+    assert "not valid JSON" in json.loads((inbox / "rejected" / "broken.error.json").read_text())["error"]
+    assert "empty" in json.loads((inbox / "rejected" / "empty.error.json").read_text())["error"]
+    assert writing.exists() and partial.exists()  # left alone
+    assert not good.exists() and not batch.exists() and not schema.exists()
+
+    second = _tick(sensor, instance, first.cursor)
+    assert second.run_requests == []
+    assert "still being written" in second.skip_reason.skip_message
+    assert set(instance.get_dynamic_partitions(PARTITIONS_NAME)) == expected_keys
+
+    _age(writing, 60)  # the writer finished
+    third = _tick(sensor, instance, second.cursor)
+    assert [r.partition_key for r in third.run_requests] == [
+        parse_request(three_scene_request(seed=3), name="writing").partition_key()
+    ]
+
+
+def test_batch_limit_and_crash_recovery(instance: dg.DagsterInstance, data_dir: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SENSOR_SETTLE_SECONDS", "0")
+    inbox = data_dir / "inbox"
+    for i in range(5):
+        path = write_json(inbox / f"r{i}.json", three_scene_request(seed=100 + i))
+        _age(path, 100 - i)  # r0 oldest
+    tick1 = process_inbox(data_dir, 0.0, max_batch=2, settle_seconds=0)
+    assert [r.tags["musicgen/source"] for r in tick1.run_requests] == ["r0.json", "r1.json"]
+    # The tick "crashed" before Dagster stored its cursor: the next tick starts from the old cursor and
+    # emits the moved files again (same run keys, so Dagster launches nothing twice) plus the next batch.
+    tick2 = process_inbox(data_dir, 0.0, max_batch=2, settle_seconds=0)
+    assert [r.tags["musicgen/source"] for r in tick2.run_requests] == [
+        "r0.json",
+        "r1.json",
+        "r2.json",
+        "r3.json",
+    ]
+    assert [r.run_key for r in tick2.run_requests[:2]] == [r.run_key for r in tick1.run_requests]
+    tick3 = process_inbox(data_dir, tick2.cursor, max_batch=2, settle_seconds=0)
+    assert [r.tags["musicgen/source"] for r in tick3.run_requests] == ["r4.json"]
+    tick4 = process_inbox(data_dir, tick3.cursor, max_batch=2, settle_seconds=0)
+    assert tick4.run_requests == [] and tick4.skip_reason
+    assert len(list((inbox / "accepted").iterdir())) == 5
+
+
+def test_same_name_twice_is_kept_not_overwritten(instance: dg.DagsterInstance, data_dir: Path) -> None:
+    inbox = data_dir / "inbox"
+    write_json(inbox / "a.json", three_scene_request(seed=1))
+    tick = process_inbox(data_dir, 0.0, max_batch=5, settle_seconds=0)
+    write_json(inbox / "a.json", three_scene_request(seed=2))
+    tick = process_inbox(data_dir, tick.cursor, max_batch=5, settle_seconds=0)
+    assert len(tick.run_requests) == 1
+    assert sorted(p.name for p in (inbox / "accepted").iterdir()) == ["a-1.json", "a.json"]
