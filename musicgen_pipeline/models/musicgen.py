@@ -395,8 +395,9 @@ class MusicGen:
         """MusicGen Melody condition: [projected chroma (chroma_length frames), projected text]."""
         rows = text.shape[0]
         cfg_model = self.model.config
-        null = torch.zeros((rows, 1, cfg_model.num_chroma), device=self.device)
-        null[:, :, 0] = 1
+        frames = 1 if chroma is None else chroma.shape[0]
+        null = torch.zeros((rows, frames, cfg_model.num_chroma), device=self.device)
+        null[:, :, 0] = 1  # HF's null melody: the first chroma bin in every frame
         cond = null if chroma is None else chroma.to(self.device)[None].expand(rows, -1, -1)
         audio = torch.cat([cond, null], 0) if cfg else cond
         text_all = torch.cat([text, torch.zeros_like(text)], 0) if cfg else text

@@ -165,6 +165,16 @@ def _decoder_kwargs(channels: int) -> dict[str, object]:
     }
 
 
+def _randomise_codebooks(model: torch.nn.Module) -> None:
+    """EnCodec initialises its codebooks to zeros (they are learned by k-means); random-weight models
+    need random code vectors or every code would decode to the same audio."""
+    for layer in model.audio_encoder.quantizer.layers:
+        book = layer.codebook
+        book.embed.normal_(0.0, 1.0)
+        book.embed_avg.copy_(book.embed)
+        book.cluster_size.fill_(1.0)
+
+
 def _finish(model: torch.nn.Module) -> torch.nn.Module:
     cfg = model.generation_config
     cfg.decoder_start_token_id = CODEBOOK_SIZE
@@ -207,6 +217,7 @@ def tiny_musicgen(model_id: str = "tiny-random", *, seed: int = 0) -> tuple[torc
                 decoder=MusicgenDecoderConfig(**_decoder_kwargs(channels)),
             )
             model = MusicgenForConditionalGeneration(config)
+        _randomise_codebooks(model)
     config.decoder_start_token_id = CODEBOOK_SIZE
     config.pad_token_id = CODEBOOK_SIZE
     config.bos_token_id = CODEBOOK_SIZE
@@ -263,6 +274,7 @@ def musicgen_from_config(config: MusicgenConfig, *, seed: int = 0) -> MusicgenFo
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = MusicgenForConditionalGeneration(config)
+        _randomise_codebooks(model)
     return _finish(model)
 
 
