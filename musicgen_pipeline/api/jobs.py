@@ -1,0 +1,410 @@
+"""REST jobs on top of Dagster runs.
+
+A job id is the uuid4 of its Dagster run (the run id itself), so a job survives a restart of the
+REST process: everything about its state is read back from the Dagster instance and the partition's
+files. The REST layer adds only a small immutable record per job (`$MUSICGEN_DATA/api/jobs/<id>.json`:
+type, partition, scene count, stem mode), written when the job is created.
+
+- `generate` / `soundtrack`: a soundtrack request registered as a `soundtrack_requests` partition and
+  rendered by `launch.start_run_detached` (a detached process: the REST process may exit).
+- `separate`: a `separation_requests` partition run by the `separate_audio` job (same detachment).
+
+Status comes from `launch.run_progress`; `progress` and `progress_detail` from the run's finished
+steps and the scene segment files written so far (scene n done = `segments/scene_<n>.wav` exists).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from musicgen_pipeline import launch
+from musicgen_pipeline.request import MAX_SEED, SoundtrackRequest, parse_request, slugify
+from musicgen_pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+JOB_TYPES = ("generate", "soundtrack", "separate")
+UUID4_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+FLAT_NAME_RE = re.compile(
+    r"^(?P<job>[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12})_(?P<name>[a-z]+)\.wav$"
+)
+STEM_NAMES = {4: ("drums", "bass", "other", "vocals"), 2: ("vocals", "accompaniment")}
+JOB_TAG = "musicgen/job_id"
+JOB_TYPE_TAG = "musicgen/job_type"
+# How long a live job's computed status is reused (many clients polling one job cost one read).
+LIVE_STATUS_TTL_SECONDS = 0.5
+
+# Stage of a soundtrack job from the step that runs (asset names of the pipeline).
+_GENERATING_STEPS = ("soundtrack_request", "scene_segments")
+_FINALIZING_STEPS = ("transition_report", "catalog")
+# Share of the progress bar per stage.
+_GENERATING_SHARE = 80.0
+_CROSSFADING_SHARE = 15.0
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4())
+
+
+def is_job_id(value: str) -> bool:
+    return bool(UUID4_RE.match(value))
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """What the REST layer remembers of a job (immutable; status lives in Dagster)."""
+
+    job_id: str
+    job_type: str
+    partition: str
+    created_at: float
+    total_scenes: int = 0
+    stems: int | None = None
+    input_path: str | None = None
+
+    def result_names(self) -> tuple[str, ...]:
+        if self.job_type == "generate":
+            return ("generated",)
+        if self.job_type == "soundtrack":
+            return ("soundtrack",)
+        return STEM_NAMES[self.stems or 4]
+
+
+@dataclass
+class JobView:
+    """A job's state as served by `GET /jobs/{id}` plus what the metrics need."""
+
+    job_id: str
+    job_type: str
+    status: str  # queued | processing | completed | failed
+    progress: float = 0.0
+    progress_detail: dict[str, Any] | None = None
+    result_urls: list[str] | None = None
+    error: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    retries: int = 0
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def final(self) -> bool:
+        return self.status in ("completed", "failed")
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return max(0.0, self.ended_at - self.started_at)
+
+    def as_status(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "status": self.status,
+            "progress": round(float(self.progress), 1),
+            "progress_detail": self.progress_detail,
+            "result_urls": self.result_urls,
+            "error": self.error,
+        }
+
+
+def build_request(job_type: str, fields: dict[str, Any], nonce: str) -> SoundtrackRequest:
+    """The pipeline request for a REST job; `RequestError` lists every problem the pipeline finds.
+
+    Each job gets its own partition: the request is named after its prompt plus a nonce, and gets a
+    random seed unless the client sent one (the old service made a new piece on every call).
+    """
+    raw = dict(fields)
+    if raw.get("seed") is None:
+        raw["seed"] = secrets.randbelow(MAX_SEED + 1)
+    prompt = str(raw.get("base_prompt") or raw.get("prompt") or "")
+    slug = slugify(prompt, max_len=20) or job_type
+    raw["name"] = f"{slug}-{nonce[:8]}"
+    raw["output_format"] = "wav"
+    return parse_request(
+        raw, source=f"POST /{'generate' if job_type == 'generate' else 'generate/soundtrack'}"
+    )
+
+
+class Jobs:
+    """Creates jobs and reads their state; thread-safe, every method blocking (call from a thread)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.records_dir = settings.data_dir / "api" / "jobs"
+        self.uploads_dir = settings.data_dir / "uploads"
+        self._instance: dg.DagsterInstance | None = None
+        self._lock = threading.Lock()
+        self._records: dict[str, JobRecord] = {}
+        self._final: dict[str, JobView] = {}
+        self._live: dict[str, tuple[float, JobView]] = {}
+        self._job_locks: dict[str, threading.Lock] = {}
+
+    # --- instance ------------------------------------------------------------------------------
+    @property
+    def instance(self) -> dg.DagsterInstance:
+        with self._lock:
+            if self._instance is None:
+                self._instance = launch.get_instance()
+            return self._instance
+
+    # --- records -------------------------------------------------------------------------------
+    def _save(self, record: JobRecord) -> None:
+        self.records_dir.mkdir(parents=True, exist_ok=True)
+        path = self.records_dir / f"{record.job_id}.json"
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(asdict(record), indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
+        with self._lock:
+            self._records[record.job_id] = record
+
+    def record(self, job_id: str) -> JobRecord | None:
+        if not is_job_id(job_id):
+            return None
+        with self._lock:
+            cached = self._records.get(job_id)
+        if cached is not None:
+            return cached
+        path = self.records_dir / f"{job_id}.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        record = JobRecord(**data)
+        with self._lock:
+            self._records[job_id] = record
+        return record
+
+    def records(self) -> list[JobRecord]:
+        if not self.records_dir.exists():
+            return []
+        out = []
+        for path in self.records_dir.glob("*.json"):
+            record = self.record(path.stem)
+            if record is not None:
+                out.append(record)
+        return out
+
+    # --- creating jobs -------------------------------------------------------------------------
+    def submit_soundtrack(self, job_type: str, request: SoundtrackRequest) -> JobRecord:
+        """Register the request as a partition and start its run detached; the run id is the job id."""
+        instance = self.instance
+        key = launch.register_request(instance, request)
+        run_id = launch.start_run_detached(instance, key)
+        record = JobRecord(
+            job_id=run_id,
+            job_type=job_type,
+            partition=key,
+            created_at=time.time(),
+            total_scenes=len(request.scenes),
+        )
+        self._save(record)
+        return record
+
+    def submit_separation(self, job_id: str, input_path: Path, stems: int) -> JobRecord:
+        from musicgen_pipeline.api.runner import start_job_detached
+        from musicgen_pipeline.assets.separation import (
+            SEPARATION_JOB,
+            SEPARATION_PARTITIONS_NAME,
+            write_separation_request,
+        )
+
+        instance = self.instance
+        key = f"sep-{job_id}"
+        write_separation_request(key, input_path, stems)
+        instance.add_dynamic_partitions(SEPARATION_PARTITIONS_NAME, [key])
+        record = JobRecord(
+            job_id=job_id,
+            job_type="separate",
+            partition=key,
+            created_at=time.time(),
+            stems=stems,
+            input_path=str(input_path),
+        )
+        self._save(record)
+        start_job_detached(SEPARATION_JOB, key, job_id, {JOB_TAG: job_id, JOB_TYPE_TAG: "separate"})
+        return record
+
+    # --- reading state -------------------------------------------------------------------------
+    def view(self, job_id: str) -> JobView | None:
+        record = self.record(job_id)
+        if record is None:
+            return None
+        with self._lock:
+            final = self._final.get(job_id)
+            if final is not None:
+                return final
+            live = self._live.get(job_id)
+            job_lock = self._job_locks.setdefault(job_id, threading.Lock())
+        now = time.monotonic()
+        if live is not None and now - live[0] < LIVE_STATUS_TTL_SECONDS:
+            return live[1]
+        with job_lock:  # one reader per job; the others reuse its answer
+            with self._lock:
+                live = self._live.get(job_id)
+            if live is not None and time.monotonic() - live[0] < LIVE_STATUS_TTL_SECONDS:
+                return live[1]
+            view = self._compute(record)
+            with self._lock:
+                if view.final:
+                    self._final[job_id] = view
+                    self._live.pop(job_id, None)
+                    self._job_locks.pop(job_id, None)
+                else:
+                    self._live[job_id] = (time.monotonic(), view)
+        return view
+
+    def result_files(self, record: JobRecord) -> dict[str, Path]:
+        """Flat contract names (`<job_id>_<name>.wav`) -> the files in the partition folder."""
+        folder = self.settings.outputs_dir / record.partition
+        if record.job_type == "separate":
+            return {f"{record.job_id}_{n}.wav": folder / "stems" / f"{n}.wav" for n in record.result_names()}
+        return {f"{record.job_id}_{record.result_names()[0]}.wav": folder / "soundtrack.wav"}
+
+    def result_file(self, filename: str) -> Path | None:
+        match = FLAT_NAME_RE.match(filename)
+        if match is None:
+            return None
+        record = self.record(match["job"])
+        if record is None:
+            return None
+        return self.result_files(record).get(filename)
+
+    def _compute(self, record: JobRecord) -> JobView:
+        instance = self.instance
+        progress = launch.run_progress(instance, record.job_id)
+        view = JobView(job_id=record.job_id, job_type=record.job_type, status="queued")
+        if progress is None:
+            view.status = "failed"
+            view.error = "the job's run is missing from the Dagster instance"
+            return view
+        view.retries = progress.retries
+        run_record = instance.get_run_record_by_id(record.job_id)
+        if run_record is not None:
+            view.started_at = run_record.start_time
+            view.ended_at = run_record.end_time
+        if progress.status == "queued":
+            view.status = "queued"
+        elif progress.status == "running":
+            view.status = "processing"
+        elif progress.status == "succeeded":
+            files = self.result_files(record)
+            missing = [name for name, path in files.items() if not path.is_file()]
+            if missing:
+                view.status = "failed"
+                view.error = f"the run succeeded but its result files are missing: {', '.join(missing)}"
+            else:
+                view.status = "completed"
+                view.progress = 100.0
+                view.result_urls = [f"/files/{name}" for name in files]
+        else:
+            view.status = "failed"
+            view.error = (
+                progress.error or f"the run ended with status {progress.dagster_status or progress.status}"
+            )
+        if record.job_type in ("generate", "soundtrack"):
+            self._soundtrack_progress(record, view, progress)
+        elif view.status == "processing":
+            view.progress = 50.0 if progress.current_step else 10.0
+        if view.final:
+            view.metrics = self._run_metrics(record, view)
+        return view
+
+    def _soundtrack_progress(self, record: JobRecord, view: JobView, progress: launch.RunProgress) -> None:
+        total = max(1, record.total_scenes)
+        segments = self.settings.outputs_dir / record.partition / "segments"
+        done_scenes = min(total, len(list(segments.glob("scene_*.wav")))) if segments.is_dir() else 0
+        current = progress.current_step or ""
+        if view.status == "completed":
+            view.progress_detail = {"current_scene": total, "total_scenes": total, "stage": "finalizing"}
+            return
+        if view.status == "queued":
+            view.progress = 0.0
+            view.progress_detail = {"current_scene": 0, "total_scenes": total, "stage": "generating"}
+            return
+        stage = "generating"
+        if done_scenes >= total and not current.startswith(_GENERATING_STEPS):
+            stage = "finalizing" if current.startswith(_FINALIZING_STEPS) else "crossfading"
+        if stage == "generating":
+            view.progress = _GENERATING_SHARE * done_scenes / total
+            current_scene = min(total, done_scenes + 1) if view.status == "processing" else done_scenes
+        elif stage == "crossfading":
+            steps = max(1, progress.steps_total)
+            view.progress = _GENERATING_SHARE + _CROSSFADING_SHARE * min(1.0, progress.steps_done / steps)
+            current_scene = total
+        else:
+            view.progress = _GENERATING_SHARE + _CROSSFADING_SHARE
+            current_scene = total
+        view.progress = min(99.0, view.progress)
+        view.progress_detail = {"current_scene": current_scene, "total_scenes": total, "stage": stage}
+
+    def _run_metrics(self, record: JobRecord, view: JobView) -> dict[str, Any]:
+        """Numbers of a finished run for /metrics: generation seconds, real-time factor, scores."""
+        out: dict[str, Any] = {"generation_seconds": [], "real_time_factor": [], "transition_scores": {}}
+        try:
+            import dagster as dg
+
+            records = self.instance.get_records_for_run(
+                record.job_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=1000
+            ).records
+        except Exception:  # metrics are best effort; a storage hiccup must not fail a status read
+            return out
+        for entry in records:
+            event = entry.event_log_entry.dagster_event
+            if event is None or event.asset_key is None:
+                continue
+            name = event.asset_key.path[-1]
+            materialization = event.event_specific_data.materialization  # type: ignore[union-attr]
+            meta = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+            _collect_run_numbers(name, meta, out)
+        return out
+
+    def summary(self) -> list[JobView]:
+        views = []
+        for record in self.records():
+            view = self.view(record.job_id)
+            if view is not None:
+                views.append(view)
+        return views
+
+
+_RTF_KEYS = ("real_time_factor", "rtf")
+_GEN_SECONDS_KEYS = ("generation_seconds", "seconds_generating", "seconds")
+_SCORE_KEYS = ("mfcc_similarity", "spectral_flux", "chroma_correlation", "energy_ratio")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    return None
+
+
+def _collect_run_numbers(asset: str, meta: dict[str, Any], out: dict[str, Any]) -> None:
+    if asset in ("scene_segments", "separated_stems"):
+        for key in _RTF_KEYS:
+            number = _number(meta.get(key))
+            if number is not None:
+                out["real_time_factor"].append(number)
+                break
+        for key in (*_GEN_SECONDS_KEYS, "separation_seconds"):
+            number = _number(meta.get(key))
+            if number is not None:
+                out["generation_seconds"].append(number)
+                break
+    if asset == "transition_report":
+        for key, value in meta.items():
+            for score in _SCORE_KEYS:
+                if score in key:
+                    number = _number(value)
+                    if number is not None:
+                        out["transition_scores"].setdefault(score, []).append(number)

@@ -1,0 +1,1 @@
+"""Tests of the REST layer (musicgen_pipeline.api)."""
