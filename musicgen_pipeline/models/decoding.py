@@ -196,7 +196,9 @@ class FastDecoder:
         rows = codes.shape[0]
         x = self.embed_codes(codes[:, :, None]) + self.positions.weights.index_select(0, pos).to(self.dtype)
         length = self.k_cache.shape[3]
-        valid = torch.arange(length, device=self.device) <= pos
+        valid = (torch.arange(length, device=self.device) <= pos)[
+            None, :
+        ]  # (1, L): broadcast over rows, heads
         for i, layer in enumerate(self.layers):
             h = layer.ln1(x)
             q, k, v = (
