@@ -48,7 +48,7 @@ def test_offline_hub_id_fails_fast_in_process():
 def test_missing_local_folder_is_clear(tmp_path):
     from musicgen_pipeline.models.musicgen import load_musicgen
 
-    with pytest.raises(ModelUnavailableError, match="config.json"):
+    with pytest.raises(ModelUnavailableError, match=r"config\.json"):
         load_musicgen(str(tmp_path / "nope"), device="cpu")
 
 
