@@ -154,13 +154,22 @@ def _definitions() -> dg.Definitions:
 
 
 def materialize(
-    instance: dg.DagsterInstance, key: str, *, run_id: str | None = None, raise_on_error: bool = False
+    instance: dg.DagsterInstance,
+    key: str,
+    *,
+    run_id: str | None = None,
+    raise_on_error: bool = False,
+    log_level: str = "INFO",
 ) -> dg.ExecuteInProcessResult:
-    """Materialize every asset of partition `key` in this process, then refresh the catalog."""
+    """Materialize every asset of partition `key` in this process, then refresh the catalog.
+
+    `log_level` is the console's (the instance's event log records everything regardless).
+    """
     defs = _definitions()
     request = load_partition_request(key)
     job = defs.resolve_job_def(RENDER_JOB)
     result = job.execute_in_process(
+        run_config=_console(log_level),
         instance=instance,
         partition_key=key,
         run_id=run_id,
@@ -168,16 +177,17 @@ def materialize(
         raise_on_error=raise_on_error,
     )
     if result.success:
-        refresh_catalog(instance)
+        refresh_catalog(instance, log_level=log_level)
     return result
 
 
-def refresh_catalog(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    return (
-        _definitions()
-        .resolve_job_def(CATALOG_JOB)
-        .execute_in_process(instance=instance, raise_on_error=False)
-    )
+def _console(log_level: str) -> dict[str, Any]:
+    return {"loggers": {"console": {"config": {"log_level": log_level.upper()}}}}
+
+
+def refresh_catalog(instance: dg.DagsterInstance, *, log_level: str = "WARNING") -> dg.ExecuteInProcessResult:
+    job = _definitions().resolve_job_def(CATALOG_JOB)
+    return job.execute_in_process(run_config=_console(log_level), instance=instance, raise_on_error=False)
 
 
 def start_run_detached(instance: dg.DagsterInstance, key: str) -> str:

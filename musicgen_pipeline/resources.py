@@ -130,12 +130,6 @@ class PartitionFiles:
     def summary(self) -> Path:
         return self.root / "summary.json"
 
-    def scene_dir(self, index: int) -> Path:
-        return self.ensure("segments", f"scene_{index:02d}")
-
-    def attempt_stem(self, index: int, attempt: int) -> Path:
-        return self.scene_dir(index) / f"attempt_{attempt:02d}"
-
     def segment_path(self, index: int) -> Path:
         return self.ensure("segments") / f"scene_{index:02d}.wav"
 

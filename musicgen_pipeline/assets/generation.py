@@ -1,9 +1,11 @@
 """`scene_segments`: MusicGen audio per scene, with the quality loop run through Dagster retries.
 
 Per scene i and attempt a (seed = request seed + 1000 * i + a, so a regeneration uses "the next
-seed"), the step writes ``segments/scene_ii/attempt_aa.{wav,codes.npy,json}`` before judging it, and
-``segments/scene_ii/accepted.json`` once the scene is settled. A retried step therefore resumes: it
-loads accepted scenes and existing attempts from disk and generates only what is missing.
+seed"), the step writes ``generation/<fingerprint>/scene_ii/attempt_aa.{wav,codes.npy,json}`` before
+judging it, and ``.../scene_ii/accepted.json`` once the scene is settled; the accepted audio is copied
+to ``segments/scene_ii.wav``. A retried step therefore resumes: it loads accepted scenes and existing
+attempts from disk and generates only what is missing. The fingerprint covers prompts, durations,
+seed, model, sampling settings and loop settings, so changing any of them starts afresh.
 
 Quality loop (USE_QUALITY_LOOP, MAX_REGEN_ATTEMPTS = M):
 - Scene 0 is always accepted. Scene i > 0 is scored against the accepted scene i - 1 (`score_seam`
@@ -20,9 +22,11 @@ conditioned on the last codes of the accepted previous scene (token level); `ind
 the first attempt of every scene in one batched call per distinct duration, then runs the same loop.
 """
 
+import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -73,22 +77,29 @@ class Attempt:
         return dict(self.__dict__)
 
 
-def _attempt_files(files: PartitionFiles, scene: int, attempt: int) -> tuple[Any, Any, Any]:
-    stem = files.attempt_stem(scene, attempt)
+def _scene_dir(state: Path, scene: int) -> Path:
+    path = state / f"scene_{scene:02d}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _attempt_files(state: Path, scene: int, attempt: int) -> tuple[Path, Path, Path]:
+    stem = _scene_dir(state, scene) / f"attempt_{attempt:02d}"
     return stem.with_suffix(".wav"), stem.with_name(stem.name + ".codes.npy"), stem.with_suffix(".json")
 
 
-def _load_attempts(files: PartitionFiles, scene: int) -> list[Attempt]:
-    out = []
-    for meta in sorted(files.scene_dir(scene).glob("attempt_*.json")):
-        out.append(Attempt(**json.loads(meta.read_text(encoding="utf-8"))))
+def _load_attempts(state: Path, scene: int) -> list[Attempt]:
+    out = [
+        Attempt(**json.loads(p.read_text(encoding="utf-8")))
+        for p in _scene_dir(state, scene).glob("attempt_*.json")
+    ]
     return sorted(out, key=lambda a: a.attempt)
 
 
-def _load_generated(files: PartitionFiles, record: Attempt) -> Any:
+def _load_generated(state: Path, record: Attempt) -> Any:
     from musicgen_pipeline.models.musicgen import GeneratedAudio
 
-    wav, codes, _ = _attempt_files(files, record.scene, record.attempt)
+    wav, codes, _ = _attempt_files(state, record.scene, record.attempt)
     return GeneratedAudio(
         audio=read_exact(wav),
         codes=np.load(codes),
@@ -99,8 +110,26 @@ def _load_generated(files: PartitionFiles, record: Attempt) -> Any:
     )
 
 
-def _accepted_path(files: PartitionFiles, scene: int) -> Any:
-    return files.scene_dir(scene) / "accepted.json"
+def _accepted_path(state: Path, scene: int) -> Path:
+    return _scene_dir(state, scene) / "accepted.json"
+
+
+def generation_fingerprint(
+    request: SoundtrackRequest, model_id: str, params: Any, loop: dict[str, Any]
+) -> str:
+    """Everything that decides the generated audio and the loop's verdicts. The attempts of a partition
+    live under ``generation/<fingerprint>/``: a retry (same fingerprint) resumes them, a change of model,
+    sampling settings or thresholds starts afresh instead of reusing audio made another way."""
+    data = {
+        "prompts": request.scene_prompts(),
+        "durations": [s.duration for s in request.scenes],
+        "seed": request.seed,
+        "conditioning": request.scene_conditioning,
+        "model": model_id,
+        "params": asdict(params),
+        "loop": loop,
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 class SegmentGenerator:
@@ -122,6 +151,18 @@ class SegmentGenerator:
         self.generated_now: set[tuple[int, int]] = set()
         self.options = transition_options(request, self.settings)
         self.thresholds = quality_thresholds(self.settings)
+        from musicgen_pipeline.models.musicgen import GenerationParams
+
+        self.params = GenerationParams.from_settings(self.settings)
+        loop = {
+            "enabled": self.loop,
+            "budget": self.budget,
+            "thresholds": self.thresholds.to_dict(),
+            "options": self.options.to_dict(),
+        }
+        model_id = musicgen.resolved(request.model)[0]
+        self.fingerprint = generation_fingerprint(request, model_id, self.params, loop)
+        self.state = self.files.ensure("generation", self.fingerprint)
 
     @property
     def model(self) -> Any:
@@ -131,9 +172,7 @@ class SegmentGenerator:
 
     def generate(self, scenes: list[int], attempt_of: dict[int, int], previous: dict[int, Any]) -> None:
         """One batched generate call per distinct duration; persists every attempt before returning."""
-        from musicgen_pipeline.models.musicgen import GenerationParams
-
-        params = GenerationParams.from_settings(self.settings)
+        params = self.params
         by_duration: dict[float, list[int]] = {}
         for i in scenes:
             by_duration.setdefault(self.request.scenes[i].duration, []).append(i)
@@ -152,7 +191,7 @@ class SegmentGenerator:
             )
             for i, result in zip(group, results, strict=True):
                 a = attempt_of[i]
-                wav, codes, meta = _attempt_files(self.files, i, a)
+                wav, codes, meta = _attempt_files(self.state, i, a)
                 write_exact(wav, result.audio)
                 np.save(codes, result.codes)
                 record = Attempt(
@@ -175,7 +214,7 @@ class SegmentGenerator:
         """Score the attempt's seam into the previous scene (once; stored in its json)."""
         if record.scores is not None or previous_audio is None or not self.loop:
             return record
-        wav, _, meta = _attempt_files(self.files, record.scene, record.attempt)
+        wav, _, meta = _attempt_files(self.state, record.scene, record.attempt)
         verdict = judge_seam(previous_audio, read_exact(wav), self.options, self.thresholds)
         record.scores, record.passed = verdict.scores, verdict.passed
         record.failures, record.badness = verdict.failures, verdict.badness
@@ -189,27 +228,27 @@ class SegmentGenerator:
             missing = [
                 i
                 for i in range(n)
-                if not _accepted_path(self.files, i).exists() and not _load_attempts(self.files, i)
+                if not _accepted_path(self.state, i).exists() and not _load_attempts(self.state, i)
             ]
             if missing:
                 self.generate(missing, dict.fromkeys(missing, 0), {})
         previous_generated: Any = None
         previous_audio: Audio | None = None
         for i in range(n):
-            done = _accepted_path(self.files, i)
+            done = _accepted_path(self.state, i)
             if done.exists():
                 entry = json.loads(done.read_text(encoding="utf-8"))
                 accepted.append(entry)
                 record = Attempt(**entry["record"])
-                previous_generated = _load_generated(self.files, record)
+                previous_generated = _load_generated(self.state, record)
                 previous_audio = previous_generated.audio
                 continue
-            attempts = _load_attempts(self.files, i)
+            attempts = _load_attempts(self.state, i)
             cont = previous_generated if self.request.scene_conditioning == "continuation" else None
             while True:
                 if not attempts:
                     self.generate([i], {i: 0}, {i: cont})
-                    attempts = _load_attempts(self.files, i)
+                    attempts = _load_attempts(self.state, i)
                 last = self.judge(attempts[-1], previous_audio if i > 0 else None)
                 if last.passed is not False:
                     chosen, exhausted = last, False
@@ -231,7 +270,7 @@ class SegmentGenerator:
                     raise dg.RetryRequested(max_retries=self.budget * (n - 1), seconds_to_wait=0)
                 # resumed after a retry: the failing attempt is on disk, make the next one
                 self.generate([i], {i: last.attempt + 1}, {i: cont})
-                attempts = _load_attempts(self.files, i)
+                attempts = _load_attempts(self.state, i)
             for a in attempts:
                 self.judge(a, previous_audio if i > 0 else None)
             entry = {
@@ -243,7 +282,7 @@ class SegmentGenerator:
             }
             done.write_text(json.dumps(entry, indent=2), encoding="utf-8")
             accepted.append(entry)
-            previous_generated = _load_generated(self.files, chosen)
+            previous_generated = _load_generated(self.state, chosen)
             previous_audio = previous_generated.audio
         return accepted
 
@@ -271,7 +310,7 @@ def scene_segments(
     for entry in accepted:
         record = Attempt(**entry["record"])
         i = record.scene
-        wav, _, _ = _attempt_files(files, i, record.attempt)
+        wav, _, _ = _attempt_files(generator.state, i, record.attempt)
         audio = read_exact(wav)
         path = write_exact(files.segment_path(i), audio)
         picture, md = save_picture(

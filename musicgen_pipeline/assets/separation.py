@@ -7,8 +7,6 @@ writes one 16-bit PCM WAV per stem at 44.1 kHz stereo (`outputs/<partition>/stem
 `outputs/<partition>/separation_summary.json` last, which marks the partition as done.
 """
 
-from __future__ import annotations
-
 import json
 import time
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 import dagster as dg
 from dagster import AssetExecutionContext
 
+from musicgen_pipeline.assets.generation import GPU_POOL, GPU_TAGS
 from musicgen_pipeline.audio.io import Audio, read_audio, resample, write_audio
 from musicgen_pipeline.audio.stems import STEMS_2, STEMS_4
 from musicgen_pipeline.errors import InputError
@@ -30,7 +29,6 @@ SEPARATION_REQUEST_FILE = "separation.json"
 SEPARATION_SUMMARY_FILE = "separation_summary.json"
 STEM_SAMPLE_RATE = 44_100
 STEM_CHANNELS = 2
-GPU_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": 1}}}}}
 
 separation_partitions = dg.DynamicPartitionsDefinition(name=SEPARATION_PARTITIONS_NAME)
 
@@ -113,7 +111,7 @@ def separate_file(input_path: Path, stems: int, out_dir: Path, separator: Any) -
 @dg.asset(
     partitions_def=separation_partitions,
     group_name="separation",
-    pool="gpu",
+    pool=GPU_POOL,
     op_tags=GPU_TAGS,
     kinds={"pytorch"},
     description="Demucs stems of an uploaded or fetched audio file (POST /separate): 16-bit WAV, 44.1 kHz stereo.",
