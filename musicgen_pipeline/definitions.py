@@ -56,3 +56,9 @@ defs = dg.Definitions(
     },
     executor=dg.in_process_executor,
 )
+
+# REST `/separate`: stem separation of an uploaded or fetched file, one `separation_requests`
+# partition per job (owned by the REST layer: musicgen_pipeline/assets/separation.py).
+from musicgen_pipeline.assets.separation import separation_defs  # noqa: E402
+
+defs = dg.Definitions.merge(defs, separation_defs)

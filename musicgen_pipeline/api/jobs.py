@@ -267,7 +267,13 @@ class Jobs:
         folder = self.settings.outputs_dir / record.partition
         if record.job_type == "separate":
             return {f"{record.job_id}_{n}.wav": folder / "stems" / f"{n}.wav" for n in record.result_names()}
-        return {f"{record.job_id}_{record.result_names()[0]}.wav": folder / "soundtrack.wav"}
+        rendered = _read_json(folder / "summary.json").get("soundtrack_path")
+        path = (
+            Path(rendered)
+            if isinstance(rendered, str) and rendered.endswith(".wav")
+            else folder / "soundtrack.wav"
+        )
+        return {f"{record.job_id}_{record.result_names()[0]}.wav": path}
 
     def result_file(self, filename: str) -> Path | None:
         match = FLAT_NAME_RE.match(filename)
@@ -312,6 +318,7 @@ class Jobs:
             )
         if record.job_type in ("generate", "soundtrack"):
             self._soundtrack_progress(record, view, progress)
+            self._drop_detail_of_generate(record, view)
         elif view.status == "processing":
             view.progress = 50.0 if progress.current_step else 10.0
         if view.final:
@@ -346,25 +353,32 @@ class Jobs:
         view.progress = min(99.0, view.progress)
         view.progress_detail = {"current_scene": current_scene, "total_scenes": total, "stage": stage}
 
-    def _run_metrics(self, record: JobRecord, view: JobView) -> dict[str, Any]:
-        """Numbers of a finished run for /metrics: generation seconds, real-time factor, scores."""
-        out: dict[str, Any] = {"generation_seconds": [], "real_time_factor": [], "transition_scores": {}}
-        try:
-            import dagster as dg
+    def _drop_detail_of_generate(self, record: JobRecord, view: JobView) -> None:
+        if record.job_type == "generate":  # the contract gives progress_detail to soundtrack jobs only
+            view.progress_detail = None
 
-            records = self.instance.get_records_for_run(
-                record.job_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=1000
-            ).records
-        except Exception:  # metrics are best effort; a storage hiccup must not fail a status read
-            return out
-        for entry in records:
-            event = entry.event_log_entry.dagster_event
-            if event is None or event.asset_key is None:
-                continue
-            name = event.asset_key.path[-1]
-            materialization = event.event_specific_data.materialization  # type: ignore[union-attr]
-            meta = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
-            _collect_run_numbers(name, meta, out)
+    def _run_metrics(self, record: JobRecord, view: JobView) -> dict[str, Any]:
+        """Numbers of a finished run for /metrics, from the summary files the run wrote last."""
+        out: dict[str, Any] = {"generation_seconds": [], "real_time_factor": [], "transition_scores": {}}
+        folder = self.settings.outputs_dir / record.partition
+        if record.job_type == "separate":
+            summary = _read_json(folder / "separation_summary.json")
+            seconds, audio_seconds = summary.get("separation_seconds"), summary.get("duration_seconds")
+        else:
+            summary = _read_json(folder / "summary.json")
+            seconds, audio_seconds = summary.get("generation_seconds"), summary.get("duration_seconds")
+            view.retries = max(view.retries, int(summary.get("regenerations") or 0))
+            report = _read_json(folder / "transition_report.json")
+            for transition in report.get("transitions") or []:
+                for score in _SCORE_KEYS:
+                    number = _number(transition.get(score))
+                    if number is not None:
+                        out["transition_scores"].setdefault(score, []).append(number)
+        seconds, audio_seconds = _number(seconds), _number(audio_seconds)
+        if seconds is not None:
+            out["generation_seconds"].append(seconds)
+            if audio_seconds:
+                out["real_time_factor"].append(seconds / audio_seconds)
         return out
 
     def summary(self) -> list[JobView]:
@@ -376,9 +390,15 @@ class Jobs:
         return views
 
 
-_RTF_KEYS = ("real_time_factor", "rtf")
-_GEN_SECONDS_KEYS = ("generation_seconds", "seconds_generating", "seconds")
 _SCORE_KEYS = ("mfcc_similarity", "spectral_flux", "chroma_correlation", "energy_ratio")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _number(value: Any) -> float | None:
@@ -387,24 +407,3 @@ def _number(value: Any) -> float | None:
     if isinstance(value, (int, float)):
         return float(value)
     return None
-
-
-def _collect_run_numbers(asset: str, meta: dict[str, Any], out: dict[str, Any]) -> None:
-    if asset in ("scene_segments", "separated_stems"):
-        for key in _RTF_KEYS:
-            number = _number(meta.get(key))
-            if number is not None:
-                out["real_time_factor"].append(number)
-                break
-        for key in (*_GEN_SECONDS_KEYS, "separation_seconds"):
-            number = _number(meta.get(key))
-            if number is not None:
-                out["generation_seconds"].append(number)
-                break
-    if asset == "transition_report":
-        for key, value in meta.items():
-            for score in _SCORE_KEYS:
-                if score in key:
-                    number = _number(value)
-                    if number is not None:
-                        out["transition_scores"].setdefault(score, []).append(number)
