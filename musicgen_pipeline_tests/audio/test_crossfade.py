@@ -1,0 +1,122 @@
+"""Fade curves, snapping and the stem-aware crossfade, on signals with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from musicgen_pipeline.audio.crossfade import (
+    crossfade,
+    fade_curves,
+    joint_zero_crossing_shift,
+    micro_swap,
+    nearest_zero_crossing,
+    snap_to_beat,
+    stem_aware_crossfade,
+)
+
+
+def _short_time_rms_db(y: np.ndarray, window: int) -> np.ndarray:
+    n = y.size // window
+    frames = y[: n * window].reshape(n, window)
+    return 20 * np.log10(np.sqrt(np.mean(frames**2, axis=1)))
+
+
+def _noises(seconds: float = 4.0, sr: int = 32000) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(round(seconds * sr)) * 0.1
+    b = rng.standard_normal(round(seconds * sr)) * 0.1
+    return a, b
+
+
+def test_equal_power_keeps_rms_of_uncorrelated_noise() -> None:
+    sr = 32000
+    a, b = _noises()
+    mixed = crossfade(a, b, "equal_power")[0]
+    edges = _short_time_rms_db(np.concatenate([a[: sr // 5], b[-sr // 5 :]]), sr // 20).mean()
+    through = _short_time_rms_db(mixed, sr // 20)  # 50 ms windows through the whole overlap
+    assert np.max(np.abs(through - edges)) < 0.5
+
+
+def test_linear_fade_dips_about_3_db() -> None:
+    sr = 32000
+    a, b = _noises()
+    mixed = crossfade(a, b, "linear")[0]
+    edges = _short_time_rms_db(a[: sr // 5], sr // 20).mean()
+    middle = mixed[mixed.size // 2 - sr // 20 : mixed.size // 2 + sr // 20]
+    dip = edges - _short_time_rms_db(middle, middle.size)[0]
+    assert dip == pytest.approx(3.0, abs=0.5)
+
+
+def test_curves() -> None:
+    out, inn = fade_curves(1000)
+    np.testing.assert_allclose(out**2 + inn**2, 1.0, atol=1e-12)
+    assert out[0] > 0.999 and inn[-1] > 0.999 and out[-1] < 0.002
+    lo, li = fade_curves(1000, "linear")
+    np.testing.assert_allclose(lo + li, 1.0)
+    with pytest.raises(ValueError):
+        fade_curves(10, "cubic")
+    with pytest.raises(ValueError):
+        crossfade(np.zeros((1, 10)), np.zeros((1, 11)))
+
+
+def test_nearest_zero_crossing() -> None:
+    sr = 32000
+    t = np.arange(sr) / sr
+    y = np.sin(2 * np.pi * 100 * t)  # zero crossings every 160 samples
+    i = nearest_zero_crossing(y, 1000, radius=200)
+    assert i in (960, 1120)
+    assert abs(y[i]) < 0.01
+    assert nearest_zero_crossing(np.ones(100), 50, radius=10) in range(40, 61)
+
+
+def test_joint_shift_keeps_alignment_and_finds_zeros() -> None:
+    sr = 32000
+    t = np.arange(sr) / sr
+    a = np.sin(2 * np.pi * 50 * t)  # both zero every 320 samples, same phase
+    b = np.sin(2 * np.pi * 50 * t + 0.0)
+    s = joint_zero_crossing_shift(a, 1000, b, 1000, radius=200)
+    assert abs(a[1000 + s]) < 0.01 and abs(b[1000 + s]) < 0.01
+    assert abs(s) <= 200
+
+
+def test_snap_to_beat() -> None:
+    beats = np.array([0.0, 0.5, 1.0, 1.5])
+    assert snap_to_beat(0.93, beats, 0.1) == 1.0
+    assert snap_to_beat(0.75, beats, 0.1) == 0.75
+    assert snap_to_beat(0.75, np.array([]), 0.1) == 0.75
+
+
+def test_micro_swap_has_no_step() -> None:
+    sr = 32000
+    t = np.arange(sr) / sr
+    a = np.sin(2 * np.pi * 55 * t)[None, :]
+    b = np.sin(2 * np.pi * 82.5 * t + 1.3)[None, :]
+    at, fade = 16000, 128
+    out = micro_swap(a, b, at, fade)
+    assert np.array_equal(out[:, : at - 64], a[:, : at - 64].astype(np.float32))
+    assert np.array_equal(out[:, at + 64 :], b[:, at + 64 :].astype(np.float32))
+    # Largest sample-to-sample change stays that of the two sines (no jump at the swap).
+    assert np.max(np.abs(np.diff(out[0]))) < 1.2 * max(
+        np.abs(np.diff(a[0])).max(), np.abs(np.diff(b[0])).max()
+    )
+    hard = np.where(np.arange(sr) < at, a[0], b[0])
+    assert np.max(np.abs(np.diff(hard))) > 10 * np.abs(np.diff(a[0])).max()
+
+
+def test_stem_aware_crossfade_swaps_bass_and_crosses_the_rest() -> None:
+    n, at = 3200, 1600
+    rng = np.random.default_rng(1)
+    prev = {k: rng.standard_normal((2, n)).astype(np.float32) for k in ("drums", "bass", "other")}
+    nxt = {k: rng.standard_normal((2, n)).astype(np.float32) for k in ("drums", "bass", "other")}
+    out = stem_aware_crossfade(prev, nxt, swap_at=at, micro_fade=64)
+    fo, fi = fade_curves(n)
+    expected_rest = sum(prev[k] * fo + nxt[k] * fi for k in ("drums", "other"))
+    bass = out - expected_rest
+    np.testing.assert_allclose(bass[:, : at - 32], prev["bass"][:, : at - 32], atol=1e-5)
+    np.testing.assert_allclose(bass[:, at + 32 :], nxt["bass"][:, at + 32 :], atol=1e-5)
+    # Without a swap point every stem crosses.
+    plain = stem_aware_crossfade(prev, nxt, swap_at=None, micro_fade=64)
+    np.testing.assert_allclose(plain, sum(prev[k] * fo + nxt[k] * fi for k in prev), atol=1e-5)
+    with pytest.raises(ValueError):
+        stem_aware_crossfade(prev, {"drums": nxt["drums"]}, swap_at=at, micro_fade=64)

@@ -1,0 +1,130 @@
+"""Tempo, beats, octaves and tempo matching against signals whose tempo and beats are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from musicgen_pipeline.audio.io import Audio
+from musicgen_pipeline.audio.rhythm import (
+    BeatGrid,
+    align_segment,
+    analyze_beats,
+    beat_f_measure,
+    choose_target_bpm,
+    octave_ratio,
+    stretch_to_tempo,
+)
+from musicgen_pipeline.audio.synth import beat_times, click_track, synth_song, tone
+
+
+@pytest.mark.parametrize("bpm", [90, 120, 140])
+def test_click_track_tempo_and_beats(bpm: float) -> None:
+    audio = click_track(bpm, 12.0, 32000)
+    grid = analyze_beats(audio)
+    assert grid.bpm == pytest.approx(bpm, rel=0.02)
+    assert beat_f_measure(grid.beat_times, beat_times(bpm, 12.0), window=0.07) >= 0.9
+
+
+@pytest.mark.parametrize("bpm", [118, 126])
+def test_song_tempo_and_beats(bpm: float) -> None:
+    audio = synth_song(bpm, 12.0, 32000, seed=bpm, channels=2)
+    grid = analyze_beats(audio)
+    assert grid.bpm == pytest.approx(bpm, rel=0.01)
+    truth = beat_times(bpm, 12.0)
+    assert beat_f_measure(grid.beat_times, truth, window=0.07) >= 0.95
+    # Beats land on the attacks, not 10-20 ms after them (what the onset envelope alone gives).
+    errors = np.array([np.min(np.abs(grid.beat_times - t)) for t in truth])
+    assert np.median(errors) < 0.005
+
+
+def test_beat_times_are_relative_to_the_audio_start() -> None:
+    grid = analyze_beats(click_track(120, 8.0, 32000, offset=0.21))
+    assert beat_f_measure(grid.beat_times, beat_times(120, 8.0, offset=0.21), window=0.03) >= 0.9
+
+
+def test_silence_and_tones_have_no_pulse() -> None:
+    assert analyze_beats(Audio(np.zeros((1, 32000 * 3)), 32000)).bpm == 0.0
+    assert len(analyze_beats(Audio(np.zeros((1, 100)), 32000))) == 0
+
+
+def test_f_measure() -> None:
+    ref = np.arange(10) * 0.5
+    assert beat_f_measure(ref, ref) == 1.0
+    assert beat_f_measure(ref + 0.1, ref) == 0.0
+    assert beat_f_measure(ref[::2], ref) == pytest.approx(2 * 1.0 * 0.5 / 1.5)
+    assert beat_f_measure(np.array([]), ref) == 0.0
+
+
+def test_octave_ratio_never_doubles() -> None:
+    assert octave_ratio(60, 120) == (1.0, 2.0)
+    assert octave_ratio(240, 120) == (1.0, 0.5)
+    rate, octave = octave_ratio(63, 120)
+    assert octave == 2.0 and rate == pytest.approx(120 / 126)
+    assert octave_ratio(118, 126)[0] == pytest.approx(126 / 118)
+
+
+def test_half_tempo_segment_is_not_stretched_2x() -> None:
+    """A 60 BPM pulse matched to 120 BPM needs no stretch (same pulse, other octave)."""
+    audio = click_track(60, 8.0, 32000)
+    grid = BeatGrid(60.0, beat_times(60, 8.0), 8.0)
+    out, new_grid = align_segment(audio, grid, 120.0)
+    assert out is audio
+    assert new_grid.bpm == pytest.approx(120.0)
+    assert len(new_grid) == 2 * len(grid) - 1  # counted at the target's level
+
+
+def test_choose_target_bpm() -> None:
+    grids = [BeatGrid(0.0, []), BeatGrid(118.0, [0.0]), BeatGrid(63.0, [0.0]), BeatGrid(130.0, [0.0])]
+    assert choose_target_bpm(grids) == 118.0
+    assert choose_target_bpm(grids, "median") == pytest.approx(126.0)  # 63 counts as 126
+    assert choose_target_bpm([None, BeatGrid(0.0, [])]) == 0.0
+    with pytest.raises(ValueError):
+        choose_target_bpm(grids, "loudest")
+
+
+def _dominant_hz(y: np.ndarray, sr: int) -> float:
+    spec = np.abs(np.fft.rfft(y * np.hanning(y.size), n=8 * y.size))
+    k = int(np.argmax(spec))
+    return k * sr / (8 * y.size)
+
+
+def test_stretch_118_to_126_keeps_pitch() -> None:
+    sr = 32000
+    loop = synth_song(118, 10.0, sr, seed=4)
+    pitch = tone(330.0, 10.0, sr, amplitude=0.3)  # a held note to measure the pitch on
+    source = Audio(loop.samples + pitch.samples, sr)
+    out = stretch_to_tempo(source, 118.0, 126.0)
+    assert out.duration == pytest.approx(10.0 * 118 / 126, rel=0.005)
+    assert analyze_beats(out).bpm == pytest.approx(126.0, rel=0.01)
+    before = _dominant_hz(source.samples[0, sr : 3 * sr], sr)
+    after = _dominant_hz(out.samples[0, sr : 3 * sr], sr)
+    assert before == pytest.approx(330.0, rel=0.005)
+    assert after == pytest.approx(before, rel=0.01)
+
+
+def test_align_segment_scales_grid() -> None:
+    sr = 32000
+    audio = synth_song(126, 8.0, sr, seed=5)
+    grid = analyze_beats(audio)
+    out, new_grid = align_segment(audio, grid, 118.0)
+    assert new_grid.bpm == pytest.approx(118.0, rel=1e-6)
+    assert out.duration == pytest.approx(8.0 * 126 / 118, rel=0.01)
+    measured = analyze_beats(out)
+    assert beat_f_measure(measured.beat_times, new_grid.beat_times, window=0.02) >= 0.9
+
+
+def test_too_big_a_change_is_not_applied() -> None:
+    audio = click_track(90, 4.0, 32000)
+    grid = BeatGrid(90.0, beat_times(90, 4.0), 4.0)
+    out, new_grid = align_segment(audio, grid, 130.0)  # +44 %: would sound worse than a mismatch
+    assert out is audio and new_grid is grid
+
+
+def test_grid_round_trip() -> None:
+    grid = BeatGrid(121.5, [0.1, 0.6, 1.1], 3.0)
+    again = BeatGrid.from_dict(grid.to_dict())
+    assert again.bpm == grid.bpm and np.allclose(again.beat_times, grid.beat_times)
+    assert grid.nearest_beat(0.58) == pytest.approx(0.6)
+    assert grid.nearest_beat(0.35, window=0.1) is None
+    assert grid.scaled(2.0).beat_times.tolist() == pytest.approx([0.05, 0.3, 0.55])
