@@ -285,6 +285,26 @@ def _window_stems(stems: Stems, audio: Audio, start: int, stop: int, side: str) 
     return with_residual_other(out, audio.samples[:, start:stop])
 
 
+BASS_SWAP_CUTOFF_HZ = 300.0
+
+
+def _band_limit_bass(stems: Stems, sample_rate: int) -> Stems:
+    """Only low frequencies change sides at the bass swap: whatever a splitter left above
+    `BASS_SWAP_CUTOFF_HZ` in its bass stem (a weak or random model's hiss, a kick's click) moves to
+    `other`, which crossfades smoothly. The stems still sum to the mix."""
+    if "bass" not in stems or stems["bass"].shape[1] < 32:
+        return stems
+    from scipy import signal
+
+    mix = sum(stems.values())
+    sos = signal.butter(4, BASS_SWAP_CUTOFF_HZ, btype="lowpass", fs=sample_rate, output="sos")
+    pad = min(stems["bass"].shape[1] - 1, 3 * round(sample_rate / BASS_SWAP_CUTOFF_HZ))
+    low = signal.sosfiltfilt(sos, stems["bass"].astype(np.float64), axis=1, padlen=pad)
+    out = dict(stems)
+    out["bass"] = low.astype(np.float32)
+    return with_residual_other(out, mix)
+
+
 def render_transition(
     plan: TransitionPlan,
     prev: Audio,
@@ -302,6 +322,8 @@ def render_transition(
     if plan.stem_aware and prev_stems is not None and next_stems is not None:
         sa = _window_stems(prev_stems, prev, plan.prev_start, plan.prev_stop, "previous")
         sb = _window_stems(next_stems, nxt, plan.next_start, plan.next_stop, "next")
+        sa = _band_limit_bass(sa, prev.sample_rate)
+        sb = _band_limit_bass(sb, nxt.sample_rate)
         common = [k for k in sa if k in sb]
         if common and set(sa) == set(sb):
             mixed = stem_aware_crossfade(sa, sb, plan.bass_swap, plan.micro_fade_frames, plan.curve)
