@@ -1,0 +1,139 @@
+"""Where the time of one transition goes: two 30 s segments joined with the full chain, stage by stage.
+
+    .venv/bin/python benchmarks/bench_transitions.py [--seconds 30] [--repeat 3] [--stems dsp|demucs]
+
+Each stage is timed (median of --repeat runs, after one warm-up) beside a baseline measured in the
+same run, so the ratio survives noisy shared machines:
+  beats      ours: analyze_beats (tracker + octave choice + attack refinement), both segments
+             baseline: librosa.beat.beat_track alone on the same audio
+  stretch    ours: align_segment (rubberband R3 'fine', pitch kept) of the second segment
+             baseline: none (the naive join does not match tempo)
+  split      ours: split_window of the two overlap windows only (+1 s context each side)
+             baseline: the same splitter on both whole segments
+  crossfade  ours: plan_transition + render_transition (stem-aware) + assemble
+             baseline: linear_crossfade_join (naive linear crossfade, no beats/stems)
+  metrics    ours: score_transition (four scores + click detector) on the seam
+  total      ours: all of the above; baseline: the naive join
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "musicgen-pipeline" / "numba"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from musicgen_pipeline.audio.io import Audio, resample
+from musicgen_pipeline.audio.metrics import score_transition
+from musicgen_pipeline.audio.stems import DspStemSplitter, StemSplitter, split_window
+from musicgen_pipeline.audio.synth import synth_song
+from musicgen_pipeline.audio.transition import (
+    TransitionOptions,
+    align_segment,
+    analyze_beats,
+    assemble,
+    linear_crossfade_join,
+    plan_transition,
+    render_transition,
+    stem_windows,
+)
+
+
+def timed(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
+    fn()  # warm-up: imports, numba caches, FFT plans
+    times, result = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of each segment (default 30)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per stage (median reported)")
+    parser.add_argument("--stems", choices=("dsp", "demucs"), default="dsp", help="splitter to time")
+    args = parser.parse_args()
+
+    sr = 32000
+    a = synth_song(118, args.seconds, sr, seed=1, channels=2)
+    b = synth_song(126, args.seconds, sr, seed=2, channels=2)
+    splitter: StemSplitter
+    if args.stems == "demucs":
+        from musicgen_pipeline.models.demucs import get_separator
+
+        splitter = get_separator()
+    else:
+        splitter = DspStemSplitter()
+    options = TransitionOptions()
+    rows: list[tuple[str, float, str, float | None]] = []
+
+    def librosa_beats() -> object:
+        import librosa
+
+        for seg in (a, b):
+            librosa.beat.beat_track(y=resample(seg, 22050).mono(), sr=22050)
+        return None
+
+    t_beats, grids = timed(lambda: (analyze_beats(a), analyze_beats(b)), args.repeat)
+    t_lib, _ = timed(librosa_beats, args.repeat)
+    rows.append(("beats (2 segments)", t_beats, "librosa beat_track only", t_lib))
+    ga, gb = grids  # type: ignore[misc]
+
+    t_stretch, aligned = timed(lambda: align_segment(b, gb, ga.bpm), args.repeat)
+    rows.append(("stretch (1 segment)", t_stretch, "none", None))
+    nb, ngb = aligned  # type: ignore[misc]
+
+    plan = plan_transition(a, ga, nb, ngb, options)
+    (p0, p1), (n0, n1) = stem_windows(plan)
+    ctx = round(options.stem_context_seconds * sr)
+    t_split, stems = timed(
+        lambda: (split_window(splitter, a, p0, p1, ctx), split_window(splitter, nb, n0, n1, ctx)), args.repeat
+    )
+    t_split_whole, _ = timed(
+        lambda: (splitter.split(a.samples, sr), splitter.split(nb.samples, sr)), max(1, args.repeat // 2)
+    )
+    rows.append((f"split ({splitter.name}, overlap windows)", t_split, "split whole segments", t_split_whole))
+    sa, sb = stems  # type: ignore[misc]
+
+    def chain_crossfade() -> tuple[Audio, list[tuple[int, int]]]:
+        p = plan_transition(a, ga, nb, ngb, options)
+        return assemble([a, nb], [p], [render_transition(p, a, nb, sa, sb)])
+
+    t_fade, joined = timed(chain_crossfade, args.repeat)
+    t_naive, _ = timed(lambda: linear_crossfade_join(a, b, options.crossfade_seconds), args.repeat)
+    rows.append(("crossfade (plan+render+assemble)", t_fade, "naive linear crossfade", t_naive))
+    track, seams = joined  # type: ignore[misc]
+
+    t_metrics, scores = timed(lambda: score_transition(track, *seams[0]), args.repeat)
+    rows.append(("metrics (4 scores + clicks)", t_metrics, "none", None))
+    total = t_beats + t_stretch + t_split + t_fade + t_metrics
+    rows.append(("total", total, "naive linear crossfade", t_naive))
+
+    print(
+        f"one transition, two {args.seconds:g} s stereo segments at {sr} Hz (118 -> 126 BPM), median of {args.repeat}"
+    )
+    print(f"{'stage':36} {'ours s':>9}  {'baseline':26} {'base s':>9} {'ours/base':>10}")
+    for name, ours, base_name, base in rows:
+        ratio = f"{ours / base:10.2f}" if base else f"{'-':>10}"
+        base_s = f"{base:9.4f}" if base is not None else f"{'-':>9}"
+        print(f"{name:36} {ours:9.4f}  {base_name:26} {base_s} {ratio}")
+    print(f"seam: {'passed' if scores.passed else 'FAILED ' + '; '.join(scores.failures)}")  # type: ignore[attr-defined]
+    print(
+        f"real-time factor of the chain: {2 * args.seconds / total:.1f}x (seconds of input per second of work)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
