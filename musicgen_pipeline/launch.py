@@ -89,7 +89,30 @@ def get_instance() -> dg.DagsterInstance:
     import dagster as dg
 
     dagster_home()
-    return dg.DagsterInstance.get()
+    instance = dg.DagsterInstance.get()
+    ensure_pools(instance)
+    return instance
+
+
+GPU_POOL = "gpu"
+
+
+def ensure_pools(instance: dg.DagsterInstance) -> None:
+    """Create the `gpu` pool's slots from the instance's ``pools.default_limit`` before any run uses it.
+
+    Dagster creates a pool lazily on a step's first claim; two runs starting at the same moment on a
+    fresh instance can both claim before the pool exists (seen with SQLite), so every entry point that
+    registers or launches work (render, sensor, schedule, REST) creates it first. A limit set
+    explicitly (`dagster instance concurrency set gpu N`) is left alone.
+    """
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return
+    if instance.global_op_concurrency_default_limit is None:
+        return
+    if any(pool.name == GPU_POOL for pool in storage.get_pool_limits()):
+        return
+    storage.initialize_concurrency_limit_to_default(GPU_POOL)
 
 
 # --- requests and partitions -----------------------------------------------------------------------
@@ -120,6 +143,7 @@ def store_request(request: SoundtrackRequest, key: str | None = None) -> str:
 def register_request(instance: dg.DagsterInstance, request: SoundtrackRequest) -> str:
     """Store the request and add its dynamic partition (no-op when both exist); return the key."""
     key = store_request(request)
+    ensure_pools(instance)
     if not instance.has_dynamic_partition(PARTITIONS_NAME, key):
         instance.add_dynamic_partitions(PARTITIONS_NAME, [key])
     return key

@@ -23,7 +23,7 @@ from pathlib import Path
 import dagster as dg
 
 from musicgen_pipeline.errors import InputError
-from musicgen_pipeline.launch import CATALOG_JOB, RENDER_JOB, run_tags, store_request
+from musicgen_pipeline.launch import CATALOG_JOB, RENDER_JOB, ensure_pools, run_tags, store_request
 from musicgen_pipeline.request import Problem, RequestError, SoundtrackRequest, requests_in_document
 from musicgen_pipeline.settings import get_settings
 
@@ -184,6 +184,7 @@ def build_inbox_sensor(render_job: dg.UnresolvedAssetJobDefinition | dg.JobDefin
     )
     def inbox_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         settings = get_settings()
+        ensure_pools(context.instance)
         cursor = float(context.cursor) if context.cursor else 0.0
         tick = process_inbox(
             settings.data_dir,

@@ -37,11 +37,11 @@ from musicgen_pipeline.assets.media import read_exact, save_picture, write_exact
 from musicgen_pipeline.assets.partitions import soundtrack_partitions
 from musicgen_pipeline.assets.quality import judge_seam, quality_thresholds, transition_options
 from musicgen_pipeline.audio.io import Audio
+from musicgen_pipeline.launch import GPU_POOL
 from musicgen_pipeline.request import SoundtrackRequest, parse_request
 from musicgen_pipeline.resources import MusicGenResource, PartitionFiles
 from musicgen_pipeline.settings import get_settings
 
-GPU_POOL = "gpu"
 GPU_TAGS = {
     "dagster-k8s/config": json.dumps(
         {
