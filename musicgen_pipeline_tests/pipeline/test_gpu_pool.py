@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -68,6 +69,6 @@ def test_gpu_steps_of_concurrent_runs_never_overlap(
 
     intervals = sorted(i for r in run_ids for i in _gpu_intervals(instance, r))
     assert len(intervals) == 4
-    for (_, end, name), (start, _, next_name) in zip(intervals, intervals[1:], strict=False):
+    for (_, end, name), (start, _, next_name) in itertools.pairwise(intervals):
         assert start >= end, f"{next_name} started at {start} before {name} ended at {end}"
     assert instance.event_log_storage.get_concurrency_info(GPU_POOL).slot_count == 1
