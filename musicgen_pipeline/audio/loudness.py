@@ -32,21 +32,41 @@ def integrated_loudness(audio: Audio) -> float:
     return float(meter.integrated_loudness(data))
 
 
-def _oversampled(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """(channels, frames * 4) upsampled copy used to find inter-sample peaks."""
-    up = soxr.resample(
-        np.ascontiguousarray(samples.T, dtype=np.float64), sample_rate, sample_rate * OVERSAMPLE, quality="HQ"
-    )
-    return np.asarray(up).T.reshape(samples.shape[0], -1)
+CHUNK_SECONDS = 10.0  # oversample in chunks: a 20-minute stereo track at 4x would need GBs at once
+MARGIN = 256  # frames of real signal on each side of a chunk, so the resampler sees no false edge
+
+
+def _block_peaks(samples: np.ndarray, sample_rate: int, block: int) -> np.ndarray:
+    """Per block of `block` frames: the largest |x| of the 4x-oversampled signal (and of the samples
+    themselves), over all channels. Works chunk by chunk to bound memory."""
+    frames = samples.shape[1]
+    nblocks = math.ceil(frames / block)
+    peaks = np.zeros(nblocks)
+    chunk = max(block, int(CHUNK_SECONDS * sample_rate) // block * block)
+    for lo in range(0, frames, chunk):
+        hi = min(frames, lo + chunk)
+        a, b = max(0, lo - MARGIN), min(frames, hi + MARGIN)
+        part = np.ascontiguousarray(samples[:, a:b].T, dtype=np.float64)
+        up = np.asarray(soxr.resample(part, sample_rate, sample_rate * OVERSAMPLE, quality="HQ"))
+        up = np.abs(up).max(axis=1) if up.ndim == 2 else np.abs(up)
+        start = (lo - a) * OVERSAMPLE
+        mine = up[start : start + (hi - lo) * OVERSAMPLE]
+        base = np.repeat(np.abs(samples[:, lo:hi]).max(axis=0), OVERSAMPLE)
+        # The resampler's edge handling can under-read the first/last samples: include the samples.
+        both = base.copy()
+        both[: mine.size] = np.maximum(base[: mine.size], mine)
+        n = math.ceil((hi - lo) / block)
+        padded = np.zeros(n * block * OVERSAMPLE)
+        padded[: both.size] = both
+        peaks[lo // block : lo // block + n] = padded.reshape(n, -1).max(axis=1)
+    return peaks
 
 
 def true_peak(audio: Audio) -> float:
-    """Largest absolute sample value of the 4x oversampled signal (linear)."""
+    """Largest absolute value of the 4x-oversampled signal (linear), BS.1770-4 Annex 2 style."""
     if audio.frames == 0:
         return 0.0
-    return float(
-        max(np.max(np.abs(_oversampled(audio.samples, audio.sample_rate))), np.max(np.abs(audio.samples)))
-    )
+    return float(_block_peaks(audio.samples, audio.sample_rate, max(1, audio.sample_rate // 10)).max())
 
 
 def true_peak_db(audio: Audio) -> float:
@@ -89,26 +109,17 @@ def _limit(
 ) -> np.ndarray:
     """Look-ahead peak limiter on the true peak: gain <= ceiling / |x_oversampled| everywhere, reached
     smoothly (attack = `lookahead`, exponential release). Works on 1 ms blocks, linked across channels."""
-    up = np.max(np.abs(_oversampled(samples, sample_rate)), axis=0)
-    # The resampler's edge handling can under-read the first/last samples: include the samples themselves.
-    base = np.repeat(np.max(np.abs(samples), axis=0), OVERSAMPLE)
-    n = min(up.size, base.size)
-    up = np.concatenate([np.maximum(up[:n], base[:n]), up[n:], base[n:]])
-    needed = np.minimum(1.0, ceiling / np.maximum(up, 1e-12))
     frames = samples.shape[1]
     block = max(1, sample_rate // 1000)
     nblocks = math.ceil(frames / block)
-    padded = np.ones(nblocks * block * OVERSAMPLE)
-    padded[: needed.size] = needed[: padded.size]
-    g = padded.reshape(nblocks, block * OVERSAMPLE).min(axis=1)
+    raw = np.minimum(1.0, ceiling / np.maximum(_block_peaks(samples, sample_rate, block), 1e-12))
+    g = raw
     ahead = max(1, round(lookahead * 1000))
     # Attack: every block sees the lowest gain needed in the next `ahead` blocks (and one before).
     g = ndimage.minimum_filter1d(g, size=2 * ahead + 1, mode="nearest")
     # Smooth the attack ramp with a moving average no longer than the look-ahead (stays <= needed).
     g = ndimage.uniform_filter1d(g, size=ahead, mode="nearest")
-    g = np.minimum(
-        g, ndimage.minimum_filter1d(padded.reshape(nblocks, -1).min(axis=1), size=3, mode="nearest")
-    )
+    g = np.minimum(g, ndimage.minimum_filter1d(raw, size=3, mode="nearest"))
     # Release: rise back towards 1 exponentially, never faster than the time constant.
     coeff = math.exp(-1.0 / max(1.0, release * 1000))
     out = g.copy()

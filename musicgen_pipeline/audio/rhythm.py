@@ -192,8 +192,10 @@ def _refine_to_attacks(
     n = (y.size - frame) // hop
     if n < 4:
         return times
-    idx = np.arange(frame)[None, :] + hop * np.arange(n)[:, None]
-    energy = np.mean(y[idx] ** 2, axis=1)
+    # Mean square over each 2 ms frame via a running sum (no frames matrix: long audio stays small).
+    csum = np.concatenate([[0.0], np.cumsum(y * y)])
+    starts = hop * np.arange(n)
+    energy = np.maximum(csum[starts + frame] - csum[starts], 0.0) / frame
     level = 10 * np.log10(energy + 1e-12 + 1e-4 * float(energy.max()))
     rise = np.diff(level)
     pad = frame // hop  # frames of the silence prepended
