@@ -125,7 +125,7 @@ class FastDecoder:
         if self.k_cache is None or self.k_cache.shape != shape:
             self.k_cache = torch.zeros(shape, dtype=self.dtype, device=self.device)
             self.v_cache = torch.zeros(shape, dtype=self.dtype, device=self.device)
-        else:
+        elif self.static_shapes:  # attends over the whole cache (masked): keep stale values finite and tidy
             self.k_cache.zero_()
             self.v_cache.zero_()
         if self.positions.weights.shape[0] < length:

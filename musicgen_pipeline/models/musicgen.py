@@ -436,7 +436,7 @@ class MusicGen:
             if self.is_melody:
                 chroma = None
                 if melody is not None:
-                    chroma = melody_chroma(melody, self.sample_rate, win.start_frame / self.frame_rate,
+                    chroma = melody_chroma(melody, self.sample_rate, max(0, win.start_frame - win.prompt_frames) / self.frame_rate,
                                            self.model.config.chroma_length)  # fmt: skip
                 prefix = self._melody_prefix(text, mask, chroma, cfg)
             prompt = history[:, :, -win.prompt_frames :] if win.prompt_frames else None
@@ -471,7 +471,10 @@ class MusicGen:
             if p:
                 seq[:, cb, 1 + d : 1 + d + p] = prompt[:, cb]
         offset = 0 if prefix is None else prefix.shape[1]
-        self.fast.allocate(rows * (2 if cfg else 1), offset + length)
+        capacity = offset + length
+        if self.fast.static_shapes:  # one cache shape for every window: the compiled step is reused
+            capacity = offset + round(params.window_seconds * self.frame_rate) + self.max_delay + 1
+        self.fast.allocate(rows * (2 if cfg else 1), capacity)
         ids = seq[:, :, : p + 1]
         embeds = self.fast.embed_codes(torch.cat([ids, ids]) if cfg else ids)
         if prefix is not None:
