@@ -84,7 +84,7 @@ def main() -> int:
 
     t_whole, (wa, wb) = best(whole, args.repeats)
     t_exact, (ea, eb) = best(lambda: windowed("exact"), args.repeats)
-    t_centered, (ca, cb) = best(lambda: windowed("centered"), args.repeats)
+    t_centered, (ca, _cb) = best(lambda: windowed("centered"), args.repeats)
 
     diff = max(
         max(np.abs(ea[k] - wa[k][:, n - w :]).max() for k in ea),
