@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import httpx
 import pytest
 import soundfile as sf
 
@@ -20,6 +27,7 @@ from musicgen_pipeline_tests.pipeline.conftest import make_home, three_scene_req
 
 pytestmark = pytest.mark.slow
 
+REPO = Path(__file__).resolve().parents[2]
 SCENE_SECONDS = 3.0
 LENIENT = {
     "MFCC_SIMILARITY_MIN": "-1",
@@ -155,3 +163,72 @@ def test_catalog_gains_a_row(rendered: dict) -> None:
     assert [r["partition"] for r in rows] == [rendered["key"]]
     assert float(rows[0]["duration_seconds"]) > 0 and rows[0]["model"] == "tiny-random"
     assert rows[0]["transitions"] == "2"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _default_signals() -> None:
+    # `dagster dev`/the webserver started from a background shell may inherit ignored SIGINT/SIGTERM.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+ASSET_GRAPH = "{ assetNodes { assetKey { path } dependencyKeys { path } isPartitioned } }"
+RUN = (
+    """query ($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status tags { key value } } } }"""
+)
+
+
+def test_webserver_serves_asset_graph_and_finished_run(rendered: dict) -> None:
+    port = _free_port()
+    env = dict(os.environ, DAGSTER_HOME=str(rendered["home"]), MUSICGEN_DATA=str(rendered["data"]))
+    webserver = Path(sys.executable).with_name("dagster-webserver")
+    proc = subprocess.Popen(
+        [str(webserver), "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=_default_signals,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}/graphql"
+    try:
+        deadline = time.time() + 180
+        graph = None
+        while time.time() < deadline:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+            try:
+                response = httpx.post(url, json={"query": ASSET_GRAPH}, timeout=10)
+                data = response.json().get("data") if response.status_code == 200 else None
+                if data and data.get("assetNodes"):
+                    graph = data["assetNodes"]
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1.0)
+        assert graph is not None, "webserver did not answer in time"
+        nodes = {"/".join(n["assetKey"]["path"]): n for n in graph}
+        assert {a.key.to_user_string() for a in SOUNDTRACK_ASSETS} | {"catalog"} <= set(nodes)
+        assert {"/".join(d["path"]) for d in nodes["soundtrack"]["dependencyKeys"]} == {
+            "soundtrack_request",
+            "aligned_segments",
+            "segment_stems",
+        }
+        assert nodes["scene_segments"]["isPartitioned"] and not nodes["catalog"]["isPartitioned"]
+        run_id = rendered["result"].run_id
+        response = httpx.post(url, json={"query": RUN, "variables": {"id": run_id}}, timeout=30)
+        run = response.json()["data"]["runOrError"]
+        assert run["__typename"] == "Run" and run["status"] == "SUCCESS"
+        assert {t["key"]: t["value"] for t in run["tags"]}["dagster/partition"] == rendered["key"]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
