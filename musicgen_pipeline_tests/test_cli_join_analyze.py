@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from musicgen_pipeline.audio.io import read_audio, write_audio
+from musicgen_pipeline.audio.io import Audio, read_audio, write_audio
 from musicgen_pipeline.audio.loudness import integrated_loudness, true_peak_db
 from musicgen_pipeline.audio.synth import synth_song
 from musicgen_pipeline.cli import main
@@ -89,6 +89,21 @@ def test_join_plain_options(files: dict[str, Path], capsys: pytest.CaptureFixtur
     assert t["beat_aligned"] is False and t["stem_aware"] is False and t["overlap_seconds"] == 1.0
     assert report["duration"] == pytest.approx(15.0, abs=0.01)
     assert sf.info(str(out_path)).format == "FLAC"
+
+
+def test_join_into_silence_reports_strict_json(
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    silent = write_audio(files["root"] / "silent.wav", Audio(np.zeros((2, 5 * 32000)), 32000))
+    code, out, err = _run(
+        capsys, "join", str(files["a"]), str(silent), "-o", str(files["root"] / "s.wav"), "--strict"
+    )
+    assert code == 1  # --strict: a failing seam is a failing run
+    report = json.loads(out, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    t = report["transitions"][0]
+    assert t["passed"] is False and t["energy_ratio"] > 1000
+    assert any("energy ratio" in f for f in t["failures"])
+    assert "Warning" not in err
 
 
 @pytest.mark.parametrize(

@@ -41,6 +41,7 @@ FLUX_WINDOW_SECONDS = 0.040
 FLUX_HOP_SECONDS = 0.010
 FLUX_BANDS = 64
 SEAM_MIN_SECONDS = 0.5
+ENERGY_FLOOR = 10 ** (-90 / 20)  # RMS treated as silence (-90 dBFS)
 FLUX_FMIN, FLUX_FMAX = 30.0, 8000.0
 
 
@@ -160,6 +161,9 @@ def mfcc_similarity(before: np.ndarray, after: np.ndarray, sample_rate: int) -> 
 def chroma_correlation(before: np.ndarray, after: np.ndarray, sample_rate: int) -> float:
     import librosa
 
+    if not (np.any(before) and np.any(after)):
+        return 0.0  # no pitch content on a side: nothing in common (and no tuning to estimate)
+
     def mean_chroma(y: np.ndarray) -> np.ndarray:
         return librosa.feature.chroma_stft(y=y, sr=sample_rate, n_fft=_n_fft(sample_rate, 0.128)).mean(axis=1)
 
@@ -170,9 +174,10 @@ def energy_ratio(before: np.ndarray, after: np.ndarray) -> float:
     ra = float(np.sqrt(np.mean(np.square(before, dtype=np.float64)))) if before.size else 0.0
     rb = float(np.sqrt(np.mean(np.square(after, dtype=np.float64)))) if after.size else 0.0
     lo, hi = min(ra, rb), max(ra, rb)
-    if hi == 0:
+    if hi <= ENERGY_FLOOR:
         return 1.0
-    return hi / lo if lo > 0 else math.inf
+    # Silence on one side reads as the -90 dBFS floor: a huge ratio, but a number JSON can carry.
+    return hi / max(lo, ENERGY_FLOOR)
 
 
 def flux_curve(y: np.ndarray, sample_rate: int) -> np.ndarray:

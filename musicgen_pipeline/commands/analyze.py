@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
 from musicgen_pipeline.audio.io import read_audio
 from musicgen_pipeline.audio.loudness import integrated_loudness, sample_peak_dbfs, true_peak_db
 from musicgen_pipeline.audio.rhythm import analyze_beats
+from musicgen_pipeline.commands.join import print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,5 +44,5 @@ def run(args: argparse.Namespace) -> int:
         "peak_dbfs": _finite(sample_peak_dbfs(audio)),
         "true_peak_dbtp": _finite(true_peak_db(audio)),
     }
-    print(json.dumps(report, indent=2))
+    print_json(report)
     return 0

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,16 @@ def _splitter(choice: str) -> StemSplitter | None:
     return get_separator()
 
 
+def print_json(report: dict[str, Any]) -> None:
+    """Print a report as strict JSON (no NaN/Infinity); a reader that closes the pipe early
+    (`| head`) ends the output quietly instead of with a traceback."""
+    try:
+        print(json.dumps(report, indent=2, allow_nan=False))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def _finite(value: float) -> float | None:
     return round(value, 3) if math.isfinite(value) else None
 
@@ -138,5 +150,5 @@ def run(args: argparse.Namespace) -> int:
         }
     path = write_audio(args.output, audio)
     report = {"output": str(path), **result.to_dict(), **loudness, "duration": round(audio.duration, 4)}
-    print(json.dumps(report, indent=2))
+    print_json(report)
     return 1 if args.strict and not result.passed else 0
