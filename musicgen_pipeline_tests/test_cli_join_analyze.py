@@ -82,12 +82,15 @@ def test_join_plain_options(files: dict[str, Path], capsys: pytest.CaptureFixtur
         "--stems",
         "none",
         "--no-normalize",
+        "--curve",
+        "linear",
     )
     assert code == 0, err
     report = json.loads(out)
     assert report["stem_source"] == "none"
     t = report["transitions"][0]
     assert t["beat_aligned"] is False and t["stem_aware"] is False and t["overlap_seconds"] == 1.0
+    assert t["plan"]["curve"] == "linear"
     assert report["duration"] == pytest.approx(15.0, abs=0.01)
     assert sf.info(str(out_path)).format == "FLAC"
 

@@ -30,13 +30,39 @@ def fade_curves(n: int, curve: str = "equal_power") -> tuple[np.ndarray, np.ndar
     raise ValueError(f"unknown crossfade curve {curve!r} (use 'equal_power' or 'linear')")
 
 
+CURVES = ("equal_power", "linear", "adaptive")
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Zero-lag normalised correlation of two equal-shape signals (0 when either is silent)."""
+    na = float(np.sqrt(np.sum(np.square(a, dtype=np.float64))))
+    nb = float(np.sqrt(np.sum(np.square(b, dtype=np.float64))))
+    if na == 0 or nb == 0:
+        return 0.0
+    return float(np.sum(a.astype(np.float64) * b) / (na * nb))
+
+
+def adaptive_curves(n: int, rho: float) -> tuple[np.ndarray, np.ndarray]:
+    """Power-preserving gains for material of correlation `rho` (clipped to [0, 1]): the cos/sin pair
+    scaled by 1 / sqrt(1 + 2 rho cos sin), so fade_out^2 + fade_in^2 + 2 rho fade_out fade_in == 1.
+    rho = 0 is the equal-power crossfade; rho = 1 (the same material) keeps the amplitude (no +3 dB bump)."""
+    rho = float(np.clip(rho, 0.0, 1.0))
+    c, s = fade_curves(n, "equal_power")
+    scale = 1.0 / np.sqrt(1.0 + 2.0 * rho * c * s)
+    return c * scale, s * scale
+
+
 def crossfade(a: np.ndarray, b: np.ndarray, curve: str = "equal_power") -> np.ndarray:
-    """Mix `a` fading out with `b` fading in over their common length."""
+    """Mix `a` fading out with `b` fading in over their common length. `curve`: equal_power (cos/sin),
+    linear, or adaptive (equal power corrected for the measured correlation of `a` and `b`)."""
     a = np.atleast_2d(a)
     b = np.atleast_2d(b)
     if a.shape != b.shape:
         raise ValueError(f"crossfade needs equal shapes, got {a.shape} and {b.shape}")
-    fade_out, fade_in = fade_curves(a.shape[-1], curve)
+    if curve == "adaptive":
+        fade_out, fade_in = adaptive_curves(a.shape[-1], correlation(a, b))
+    else:
+        fade_out, fade_in = fade_curves(a.shape[-1], curve)
     return (a * fade_out + b * fade_in).astype(np.float32)
 
 

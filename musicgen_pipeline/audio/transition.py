@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from musicgen_pipeline.audio.crossfade import (
+    CURVES,
     DEFAULT_MICRO_FADE_SECONDS,
     crossfade,
     fade_curves,
@@ -81,7 +82,9 @@ class TransitionOptions:
     tempo_match: stretch segments to the track tempo. stem_aware: per-stem crossfade with bass swap
     (needs a splitter or stems; otherwise a plain crossfade). zero_cross: nudge both cut points together
     (by up to `zero_cross_seconds`) to zero crossings. beat_search_seconds: how far back from the end of
-    the previous segment (and into the next) the overlap may move to land on beats.
+    the previous segment (and into the next) the overlap may move to land on beats. curve: equal_power
+    (the default, cos/sin), linear, or adaptive (equal power corrected for the measured correlation of
+    the two sides, per stem: no +3 dB bump when both sides carry the same material).
     """
 
     crossfade_seconds: float = 2.0
@@ -113,8 +116,8 @@ class TransitionOptions:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise InputError(f"{name}={value} must be a number >= 0")
-        if self.curve not in ("equal_power", "linear"):
-            raise InputError(f"curve={self.curve!r} must be 'equal_power' or 'linear'")
+        if self.curve not in CURVES:
+            raise InputError(f"curve={self.curve!r} must be one of {', '.join(CURVES)}")
         if self.target_bpm_policy not in ("first", "median"):
             raise InputError(f"target_bpm_policy={self.target_bpm_policy!r} must be 'first' or 'median'")
 

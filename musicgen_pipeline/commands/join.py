@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from musicgen_pipeline.audio.crossfade import CURVES
 from musicgen_pipeline.audio.io import WRITE_FORMATS, read_audio, write_audio
 from musicgen_pipeline.audio.loudness import integrated_loudness, normalize_loudness, true_peak_db
 from musicgen_pipeline.audio.metrics import QualityThresholds
@@ -43,6 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         default=2.0,
         help=f"overlap in seconds (default 2.0, max {MAX_CROSSFADE_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--curve",
+        choices=CURVES,
+        default="equal_power",
+        help="fade shape: equal_power (default), linear, or adaptive (equal power corrected for correlation)",
     )
     parser.add_argument("--no-beat-align", action="store_true", help="do not snap the overlap to beats")
     parser.add_argument("--no-tempo-match", action="store_true", help="do not time-stretch to a common tempo")
@@ -125,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
         beat_align=not args.no_beat_align,
         tempo_match=not args.no_tempo_match,
         stem_aware=args.stems != "none",
+        curve=args.curve,
     )
     result = join_segments(
         segments,

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from musicgen_pipeline.audio.crossfade import (
+    adaptive_curves,
+    correlation,
     crossfade,
     fade_curves,
     joint_zero_crossing_shift,
@@ -120,3 +122,21 @@ def test_stem_aware_crossfade_swaps_bass_and_crosses_the_rest() -> None:
     np.testing.assert_allclose(plain, sum(prev[k] * fo + nxt[k] * fi for k in prev), atol=1e-5)
     with pytest.raises(ValueError):
         stem_aware_crossfade(prev, {"drums": nxt["drums"]}, swap_at=at, micro_fade=64)
+
+
+def test_adaptive_curve_keeps_level_of_correlated_and_uncorrelated_material() -> None:
+    sr = 32000
+    a, b = _noises()
+    edges = _short_time_rms_db(a[: sr // 5], sr // 20).mean()
+    # The same material on both sides: equal power bumps by ~3 dB in the middle, adaptive does not.
+    same_ep = crossfade(a, a, "equal_power")[0]
+    same_ad = crossfade(a, a, "adaptive")[0]
+    mid = slice(a.size // 2 - sr // 20, a.size // 2 + sr // 20)
+    assert _short_time_rms_db(same_ep[mid], sr // 10)[0] - edges == pytest.approx(3.0, abs=0.5)
+    assert np.max(np.abs(_short_time_rms_db(same_ad, sr // 20) - edges)) < 0.5
+    # Uncorrelated material: adaptive is the equal-power crossfade.
+    np.testing.assert_allclose(crossfade(a, b, "adaptive"), crossfade(a, b, "equal_power"), atol=2e-3)
+    out, inn = adaptive_curves(100, 1.0)
+    np.testing.assert_allclose(out + inn, 1.0, atol=1e-12)
+    assert correlation(a, a) == pytest.approx(1.0) and abs(correlation(a, b)) < 0.02
+    assert correlation(a, np.zeros_like(a)) == 0.0
