@@ -231,10 +231,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @public.get("/jobs/{job_id:path}", response_model=JobStatus, responses={404: {"model": ErrorDetail}})
     async def job_status(job_id: str) -> Any:
-        view = await anyio.to_thread.run_sync(jobs.view, job_id)
+        # Most polls are answered from memory in the event loop; a stale or unknown job is read from
+        # Dagster in a worker thread. The body is serialised once per state, not once per poll.
+        view = jobs.cached_view(job_id) or await anyio.to_thread.run_sync(jobs.view, job_id)
         if view is None:
             return _detail(404, JOB_NOT_FOUND)
-        return view.as_status()
+        return Response(view.status_json(), media_type="application/json")
 
     @public.get(
         "/files/{filename:path}",

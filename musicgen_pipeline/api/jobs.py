@@ -44,11 +44,59 @@ JOB_TYPE_TAG = "musicgen/job_type"
 LIVE_STATUS_TTL_SECONDS = 0.5
 
 # Stage of a soundtrack job from the step that runs (asset names of the pipeline).
-_GENERATING_STEPS = ("soundtrack_request", "scene_segments")
+# (steps before these, `soundtrack_request` and `scene_segments`, are the generating stage)
+_CROSSFADING_STEPS = ("beat_grids", "aligned_segments", "segment_stems", "soundtrack")
 _FINALIZING_STEPS = ("transition_report", "catalog")
 # Share of the progress bar per stage.
 _GENERATING_SHARE = 80.0
 _CROSSFADING_SHARE = 15.0
+
+
+def _step_events() -> set[Any]:
+    import dagster as dg
+
+    kinds = dg.DagsterEventType
+    return {kinds.STEP_START, kinds.STEP_SUCCESS, kinds.STEP_SKIPPED, kinds.STEP_FAILURE, kinds.STEP_UP_FOR_RETRY,
+            kinds.RUN_FAILURE}  # fmt: skip
+
+
+_RUN_STATUS = {
+    "QUEUED": "queued",
+    "NOT_STARTED": "queued",
+    "STARTING": "running",
+    "MANAGED": "running",
+    "STARTED": "running",
+    "SUCCESS": "succeeded",
+    "FAILURE": "failed",
+    "CANCELING": "running",
+    "CANCELED": "canceled",
+}
+
+
+@dataclass
+class _StepState:
+    """What the step events of one live run said so far (read incrementally by cursor)."""
+
+    cursor: str | None = None
+    started: list[str] = field(default_factory=list)
+    done: set[str] = field(default_factory=set)
+    retries: int = 0
+    error: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, event: Any) -> None:
+        if event is None:
+            return
+        kind = event.event_type_value
+        if kind == "STEP_START" and event.step_key not in self.started:
+            self.started.append(event.step_key)
+        elif kind in ("STEP_SUCCESS", "STEP_SKIPPED"):
+            self.done.add(event.step_key)
+        elif kind == "STEP_UP_FOR_RETRY":
+            self.retries += 1
+        elif kind in ("STEP_FAILURE", "RUN_FAILURE"):
+            err = getattr(event.event_specific_data, "error", None)
+            self.error = (getattr(err, "message", None) or event.message or "run failed").strip()
 
 
 def new_job_id() -> str:
@@ -94,6 +142,7 @@ class JobView:
     ended_at: float | None = None
     retries: int = 0
     metrics: dict[str, Any] = field(default_factory=dict)
+    _json: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def final(self) -> bool:
@@ -104,6 +153,12 @@ class JobView:
         if self.started_at is None or self.ended_at is None:
             return None
         return max(0.0, self.ended_at - self.started_at)
+
+    def status_json(self) -> bytes:
+        """`as_status()` serialised once per view (polls of a cached view cost no encoding)."""
+        if self._json is None:
+            self._json = json.dumps(self.as_status(), separators=(",", ":")).encode()
+        return self._json
 
     def as_status(self) -> dict[str, Any]:
         return {
@@ -147,6 +202,7 @@ class Jobs:
         self._final: dict[str, JobView] = {}
         self._live: dict[str, tuple[float, JobView]] = {}
         self._job_locks: dict[str, threading.Lock] = {}
+        self._step_state: dict[str, _StepState] = {}
 
     # --- instance ------------------------------------------------------------------------------
     @property
@@ -234,6 +290,20 @@ class Jobs:
         return record
 
     # --- reading state -------------------------------------------------------------------------
+    def cached_view(self, job_id: str) -> JobView | None:
+        """The view when it is known without I/O (finished, or read less than the TTL ago); else None.
+
+        Cheap enough for the event loop: the status route answers most polls from here.
+        """
+        with self._lock:
+            final = self._final.get(job_id)
+            if final is not None:
+                return final
+            live = self._live.get(job_id)
+        if live is not None and time.monotonic() - live[0] < LIVE_STATUS_TTL_SECONDS:
+            return live[1]
+        return None
+
     def view(self, job_id: str) -> JobView | None:
         record = self.record(job_id)
         if record is None:
@@ -284,9 +354,51 @@ class Jobs:
             return None
         return self.result_files(record).get(filename)
 
+    def _run_progress(self, job_id: str) -> launch.RunProgress | None:
+        """`launch.run_progress`, read incrementally: only step events, only those not seen yet.
+
+        A long render logs many events; re-reading and deserialising all of them on every poll
+        would cost the API CPU (and GIL) while the render needs it.
+        """
+        instance = self.instance
+        run = instance.get_run_by_id(job_id)
+        if run is None:
+            return launch.run_progress(instance, job_id)  # pending: the child has not created the run yet
+        with self._lock:
+            state = self._step_state.setdefault(job_id, _StepState())
+        with state.lock:
+            while True:
+                connection = instance.get_records_for_run(
+                    job_id, cursor=state.cursor, of_type=_step_events(), limit=500
+                )
+                for entry in connection.records:
+                    state.add(entry.event_log_entry.dagster_event)
+                state.cursor = connection.cursor
+                if not connection.has_more:
+                    break
+            status = run.status.value
+            progress = launch.RunProgress(
+                run_id=job_id,
+                status=_RUN_STATUS.get(status, "running"),
+                partition=run.tags.get("dagster/partition"),
+                steps_total=max(len(state.started), len(state.done)),
+                steps_done=len(state.done),
+                current_step=next((s for s in reversed(state.started) if s not in state.done), None),
+                retries=state.retries,
+                error=state.error,
+                dagster_status=status,
+                steps=list(state.started),
+            )
+        if progress.status in ("succeeded", "failed", "canceled"):
+            with self._lock:
+                self._step_state.pop(job_id, None)
+            if progress.status != "succeeded" and progress.error is None:
+                progress.error = launch.run_progress(instance, job_id).error  # type: ignore[union-attr]
+        return progress
+
     def _compute(self, record: JobRecord) -> JobView:
         instance = self.instance
-        progress = launch.run_progress(instance, record.job_id)
+        progress = self._run_progress(record.job_id)
         view = JobView(job_id=record.job_id, job_type=record.job_type, status="queued")
         if progress is None:
             view.status = "failed"
@@ -327,29 +439,28 @@ class Jobs:
 
     def _soundtrack_progress(self, record: JobRecord, view: JobView, progress: launch.RunProgress) -> None:
         total = max(1, record.total_scenes)
-        segments = self.settings.outputs_dir / record.partition / "segments"
-        done_scenes = min(total, len(list(segments.glob("scene_*.wav")))) if segments.is_dir() else 0
-        current = progress.current_step or ""
         if view.status == "completed":
             view.progress_detail = {"current_scene": total, "total_scenes": total, "stage": "finalizing"}
             return
-        if view.status == "queued":
+        if view.status == "queued" or not progress.steps:
             view.progress = 0.0
             view.progress_detail = {"current_scene": 0, "total_scenes": total, "stage": "generating"}
             return
-        stage = "generating"
-        if done_scenes >= total and not current.startswith(_GENERATING_STEPS):
-            stage = "finalizing" if current.startswith(_FINALIZING_STEPS) else "crossfading"
-        if stage == "generating":
-            view.progress = _GENERATING_SHARE * done_scenes / total
-            current_scene = min(total, done_scenes + 1) if view.status == "processing" else done_scenes
-        elif stage == "crossfading":
-            steps = max(1, progress.steps_total)
-            view.progress = _GENERATING_SHARE + _CROSSFADING_SHARE * min(1.0, progress.steps_done / steps)
-            current_scene = total
-        else:
+        segments = self.settings.outputs_dir / record.partition / "segments"
+        done_scenes = min(total, len(list(segments.glob("scene_*.wav")))) if segments.is_dir() else 0
+        latest = progress.current_step or progress.steps[-1]
+        finished = [s for s in progress.steps if s != progress.current_step]
+        if latest in _FINALIZING_STEPS:
+            stage, current_scene = "finalizing", total
             view.progress = _GENERATING_SHARE + _CROSSFADING_SHARE
-            current_scene = total
+        elif latest in _CROSSFADING_STEPS:
+            stage, current_scene = "crossfading", total
+            crossfaded = sum(1 for s in finished if s in _CROSSFADING_STEPS)
+            view.progress = _GENERATING_SHARE + _CROSSFADING_SHARE * crossfaded / len(_CROSSFADING_STEPS)
+        else:
+            stage = "generating"
+            current_scene = min(total, done_scenes + 1) if view.status == "processing" else done_scenes
+            view.progress = _GENERATING_SHARE * done_scenes / total
         view.progress = min(99.0, view.progress)
         view.progress_detail = {"current_scene": current_scene, "total_scenes": total, "stage": stage}
 

@@ -143,7 +143,6 @@ def separated_stems(context: AssetExecutionContext, separator: StemSplitterResou
 separate_audio_job = dg.define_asset_job(
     SEPARATION_JOB,
     selection=[separated_stems],
-    partitions_def=separation_partitions,
     description="Split one uploaded/fetched audio file into stems (one partition per REST /separate job).",
 )
 
