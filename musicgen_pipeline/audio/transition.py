@@ -209,7 +209,7 @@ def plan_transition(
         if n >= seg.frames:
             raise InputError(
                 f"crossfade of {options.crossfade_seconds:g} s is longer than the {name} segment "
-                f"({seg.duration:.3f} s); use a shorter --crossfade"
+                f"({seg.duration:.3f} s); use a shorter crossfade"
             )
     p0, n0 = prev.frames - n, 0
     aligned = False
@@ -350,7 +350,7 @@ def assemble(
         if stop < cursor:
             raise InputError(
                 f"segment {i + 1} ({seg.duration:.3f} s) is too short for its two crossfades "
-                f"({plans[i - 1].overlap_seconds:g} s and {plans[i].overlap_seconds:g} s); use a shorter --crossfade"
+                f"({plans[i - 1].overlap_seconds:g} s and {plans[i].overlap_seconds:g} s); use a shorter crossfade"
             )
         pieces.append(seg.samples[:, cursor:stop])
         position += stop - cursor
