@@ -109,7 +109,7 @@ def analyze_beats(audio: Audio, *, preferred_bpm: tuple[float, float] = PREFERRE
     )
     tempo = _choose_octave(onset, tempo, preferred_bpm)
     _, frames = librosa.beat.beat_track(
-        onset_envelope=onset, sr=ANALYSIS_RATE, hop_length=HOP, bpm=tempo, tightness=400, trim=False
+        onset_envelope=onset, sr=ANALYSIS_RATE, hop_length=HOP, bpm=tempo, tightness=100, trim=False
     )
     times = librosa.frames_to_time(np.asarray(frames), sr=ANALYSIS_RATE, hop_length=HOP)
     bpm = _fit_bpm(times, tempo)
@@ -140,31 +140,46 @@ def _choose_octave(onset: np.ndarray, tempo: float, preferred: tuple[float, floa
     return max(candidates, key=lambda bpm: (strength(bpm) > 0.8 * strength(tempo), bpm == tempo, bpm))
 
 
+def _local_period(times: np.ndarray, i: int, reach: int = 4) -> float:
+    """Median beat interval among the `reach` intervals on each side of beat i."""
+    lo, hi = max(0, i - reach), min(times.size, i + reach + 1)
+    return float(np.median(np.diff(times[lo:hi])))
+
+
 def _regularise(times: np.ndarray, bpm: float, duration: float) -> np.ndarray:
-    """Replace beats that stray from the fitted line by more than a quarter period (the tracker's
-    end effects, doubled or skipped beats) with the line's prediction, and complete the grid at both
-    ends so every pulse from the start to the end of the audio has a beat."""
+    """Clean the tracker's beats with local (not global) tempo, so slow tempo drift is kept:
+    drop a beat closer than half a local period to the previous one (doubled), fill a gap of k local
+    periods with k-1 evenly spaced beats (skipped), and extend the grid at both ends with the local
+    period there, so every pulse from the start to the end of the audio has a beat."""
     if times.size < 4 or bpm <= 0:
         return times
-    period = 60.0 / bpm
-    index = np.round((times - times[0]) / period)
-    intercept = float(np.median(times - index * period))
-    # Residuals against a line through the inliers: median keeps outliers from dragging the phase.
-    residual = times - (intercept + index * period)
-    inlier = np.abs(residual) < 0.25 * period
-    if inlier.sum() >= 4:
-        slope, intercept = np.polyfit(index[inlier], times[inlier], 1)
-        period = float(slope)
-    first = int(np.ceil((-intercept - 0.05 * period) / period))
-    last = int(np.floor((duration - intercept - 0.05 * period) / period))
-    grid = intercept + period * np.arange(first, last + 1)
-    out = grid.copy()
-    for i, g in enumerate(grid):
-        near = np.abs(times - g)
-        j = int(np.argmin(near))
-        if near[j] < 0.25 * period:
-            out[i] = times[j]
-    return out[(out >= 0) & (out < duration)]
+    kept = [float(times[0])]
+    for i in range(1, times.size):
+        if times[i] - kept[-1] >= 0.5 * _local_period(times, i):
+            kept.append(float(times[i]))
+    t = np.asarray(kept)
+    if t.size < 4:
+        return t
+    filled = [float(t[0])]
+    for i in range(1, t.size):
+        period = _local_period(t, i)
+        gap = t[i] - t[i - 1]
+        k = round(gap / period)
+        if k >= 2 and abs(gap / period - k) < 0.3:
+            filled.extend(float(t[i - 1] + gap * j / k) for j in range(1, k))
+        filled.append(float(t[i]))
+    t = np.asarray(filled)
+    head = float(np.median(np.diff(t[:5])))
+    tail = float(np.median(np.diff(t[-5:])))
+    before = np.arange(t[0] - head, -0.05 * head, -head)[::-1] if t[0] - head > -0.05 * head else np.zeros(0)
+    after = (
+        np.arange(t[-1] + tail, duration - 0.1 * tail, tail)
+        if t[-1] + tail < duration - 0.1 * tail
+        else np.zeros(0)
+    )
+    out = np.concatenate([before, t, after])
+    # A "beat" in the last tenth of a period is the tracker's end effect: nothing follows it.
+    return out[(out >= 0) & (out < duration - 0.1 * tail)]
 
 
 def _refine_to_attacks(

@@ -128,3 +128,26 @@ def test_grid_round_trip() -> None:
     assert grid.nearest_beat(0.58) == pytest.approx(0.6)
     assert grid.nearest_beat(0.35, window=0.1) is None
     assert grid.scaled(2.0).beat_times.tolist() == pytest.approx([0.05, 0.3, 0.55])
+
+
+def test_tempo_drift_is_followed_not_straightened() -> None:
+    """A click track accelerating 110 -> 120 BPM over 30 s: every beat found where it is (a straight
+    grid fitted to the whole would be off by up to a quarter beat at the ends)."""
+    sr = 32000
+    duration = 30.0
+    truth = [0.0]
+    while True:
+        bpm = 110 + 10 * truth[-1] / duration
+        if truth[-1] + 60 / bpm >= duration - 0.1:
+            break
+        truth.append(truth[-1] + 60 / bpm)
+    click = click_track(120, 0.5, sr).samples[0, : round(0.03 * sr)]
+    y = np.zeros(round(duration * sr))
+    for t in truth:
+        i = round(t * sr)
+        y[i : i + click.size] += click[: y.size - i]
+    grid = analyze_beats(Audio(y, sr))
+    assert beat_f_measure(grid.beat_times, np.array(truth), window=0.07) >= 0.98
+    errors = np.array([np.min(np.abs(grid.beat_times - t)) for t in truth])
+    assert errors.max() < 0.01
+    assert grid.bpm == pytest.approx(115, rel=0.02)  # the average tempo
