@@ -11,6 +11,7 @@ blocking call (Dagster storage, file checks) runs in a worker thread, so the eve
 
 import dataclasses
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from musicgen_pipeline.request import RequestError, SoundtrackRequest
 from musicgen_pipeline.settings import Settings, get_settings
 
 JOB_NOT_FOUND = "Job not found"
+MELODY_FIELD = "melody"  # the pipeline request's field for a melody reference (an audio file path)
 
 
 def _pipeline_errors(exc: RequestError, body: dict[str, Any]) -> RequestValidationError:
@@ -102,12 +104,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         403: {"model": ErrorDetail, "description": "Invalid API key"},
     }
 
-    async def submit(job_type: str, fields: dict[str, Any], body: dict[str, Any]) -> JobCreated:
+    async def submit(
+        job_type: str, fields: dict[str, Any], body: dict[str, Any], melody_url: str | None = None
+    ) -> JobCreated:
         nonce = new_job_id()
         try:
             request: SoundtrackRequest = build_request(job_type, fields, nonce)
         except RequestError as exc:
             raise _pipeline_errors(exc, body) from None
+        if melody_url is not None:  # fetched only once everything else is known to be valid
+            fields = {
+                **fields,
+                "seed": request.seed,
+                MELODY_FIELD: str(await fetch_melody(melody_url, nonce)),
+            }
+            try:
+                request = build_request(job_type, fields, nonce)
+            except RequestError as exc:
+                raise _pipeline_errors(exc, body) from None
         record = await anyio.to_thread.run_sync(jobs.submit_soundtrack, job_type, request)
         metrics.submitted.labels(job_type).inc()
         return JobCreated(job_id=record.job_id, status="queued")
@@ -133,12 +147,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "beat_aligned": body.use_beat_aligned_crossfade,
             "seed": body.seed,
         }
-        if body.melody_audio_url is not None:
-            fields["melody_path"] = str(await fetch_melody(body.melody_audio_url))
-        return await submit("soundtrack", fields, body.model_dump())
+        return await submit("soundtrack", fields, body.model_dump(), body.melody_audio_url)
 
-    async def fetch_melody(url: str) -> Path:
-        if "melody" not in {f.name for f in dataclasses.fields(SoundtrackRequest)}:
+    async def fetch_melody(url: str, nonce: str) -> Path:
+        if MELODY_FIELD not in {f.name for f in dataclasses.fields(SoundtrackRequest)}:
+            # Refused rather than silently ignored (the old service's behaviour): the pipeline's request
+            # has no melody field yet. When it gains `melody` (a path), the reference is fetched here.
             raise RequestValidationError(
                 [
                     {
@@ -149,13 +163,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     }
                 ]
             )
-        stored = await download(url, f"{new_job_id()}-melody", "melody_audio_url")
-        return stored
+        return await download(url, f"{nonce}-melody", "melody_audio_url")
 
     async def download(url: str, stored_name: str, field: str) -> Path:
         uploads = jobs.uploads_dir
         uploads.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkstemp(prefix=".download-", dir=uploads)[1])
+        fd, name = tempfile.mkstemp(prefix=".download-", dir=uploads)
+        os.close(fd)
+        tmp = Path(name)
         await fetch_to_file(url, tmp, policy, field=field)
         stored = await store_download(tmp, uploads, stored_name, field, url)
         return stored.path

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 from musicgen_pipeline.launch import dagster_home, get_instance, partition_dir
@@ -41,6 +42,8 @@ def start_job_detached(job_name: str, key: str, run_id: str, tags: dict[str, str
             start_new_session=True,
             close_fds=True,
         )
+    # Reap the child when it ends (no zombie in a long-lived REST process); it never blocks the caller.
+    threading.Thread(target=proc.wait, name=f"reap-{run_id[:8]}", daemon=True).start()
     record = {"run_id": run_id, "partition": key, "pid": proc.pid, "started": time.time(), "job": job_name}
     (folder / f"{run_id}.json").write_text(json.dumps(record), encoding="utf-8")
     return run_id

@@ -119,6 +119,13 @@ def _errors(response: httpx.Response) -> list[dict]:
         ("/generate/soundtrack", {**GOOD_SOUNDTRACK, "crossfade_duration": 0.1}, ["body", "crossfade_duration"], "greater_than_equal"),
         ("/generate/soundtrack", {**GOOD_SOUNDTRACK, "use_beat_aligned_crossfade": "maybe"}, ["body", "use_beat_aligned_crossfade"], "bool_parsing"),
         ("/generate/soundtrack", {**GOOD_SOUNDTRACK, "melody_audio_url": "file:///etc/passwd"}, ["body", "melody_audio_url"], "value_error"),
+        # refused, not silently ignored, while the pipeline's request has no melody field
+        (
+            "/generate/soundtrack",
+            {**GOOD_SOUNDTRACK, "melody_audio_url": "http://127.0.0.2:9/melody.wav"},
+            ["body", "melody_audio_url"],
+            "value_error",
+        ),
         # the pipeline's own rule: a crossfade at most half the shortest scene
         ("/generate/soundtrack", {**GOOD_SOUNDTRACK, "scenes": [{"duration": 3}, {"duration": 5}], "crossfade_duration": 2.0}, ["body", "crossfade_duration"], "value_error"),
         ("/separate", {"audio_url": "ftp://example.com/a.wav"}, ["body", "audio_url"], "value_error"),
