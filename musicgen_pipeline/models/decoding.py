@@ -28,6 +28,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+ROW_BLOCK = 4
+
+
+def _pad_rows(x: torch.Tensor) -> torch.Tensor:
+    """Zero-pad the batch to a multiple of ROW_BLOCK rows before the projections.
+
+    BLAS picks its kernel by the number of rows: on CPU (MKL, AVX2) a row's result is bit-identical
+    for any batch of >= 4 rows, but 1-3 rows take another path whose sums round differently. Padding
+    makes every row of every batch go through the same kernel, so a prompt decoded in a batch gets
+    exactly the logits (and therefore the codes) it gets alone. The cost is nil: the step reads the
+    weights once whatever the row count. Attention runs on the real rows only.
+    """
+    pad = -x.shape[0] % ROW_BLOCK
+    return F.pad(x, (0, 0, 0, 0, 0, pad)) if pad else x
+
 
 @dataclass
 class _Layer:
@@ -158,25 +173,23 @@ class FastDecoder:
     def forward(self, embeds: torch.Tensor, start: int) -> torch.Tensor:
         """Run `embeds` (rows, T, D) at positions [start, start+T); return last-position logits."""
         rows, length, _ = embeds.shape
-        x = embeds + self.positions.weights[start : start + length].to(embeds.dtype)
+        x = _pad_rows(embeds + self.positions.weights[start : start + length].to(embeds.dtype))
         end = start + length
         causal = None
         if length > 1:
             causal = torch.ones(length, end, dtype=torch.bool, device=x.device).tril(diagonal=start)
         for i, layer in enumerate(self.layers):
-            h = layer.ln1(x)
-            q, k, v = (
-                F.linear(h, layer.qkv).view(rows, length, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-            )
+            qkv = F.linear(layer.ln1(x), layer.qkv)[:rows]
+            q, k, v = qkv.view(rows, length, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
             self.k_cache[i, :, :, start:end] = k
             self.v_cache[i, :, :, start:end] = v
             attn = F.scaled_dot_product_attention(
                 q, self.k_cache[i, :, :, :end], self.v_cache[i, :, :, :end], attn_mask=causal
             )
-            x = x + F.linear(attn.transpose(1, 2).reshape(rows, length, self.hidden), layer.out)
-            x = self._cross(x, i, layer)
+            x = x + F.linear(_pad_rows(attn.transpose(1, 2).reshape(rows, length, self.hidden)), layer.out)
+            x = self._cross(x, i, layer, rows)
             x = x + F.linear(F.gelu(F.linear(layer.ln3(x), layer.fc1)), layer.fc2)
-        return self._logits(x[:, -1])
+        return self._logits(x[:, -1])[:rows]
 
     def step(self, codes: torch.Tensor, position: int) -> torch.Tensor:
         """One token per row (rows, K) at `position`; logits (rows, K, V) float32."""
@@ -195,35 +208,34 @@ class FastDecoder:
     def _step_static(self, codes: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         rows = codes.shape[0]
         x = self.embed_codes(codes[:, :, None]) + self.positions.weights.index_select(0, pos).to(self.dtype)
+        x = _pad_rows(x)
         length = self.k_cache.shape[3]
-        valid = (torch.arange(length, device=self.device) <= pos)[
-            None, :
-        ]  # (1, L): broadcast over rows, heads
+        valid = (torch.arange(length, device=self.device) <= pos)[None, :]  # (1, L): all rows and heads
         for i, layer in enumerate(self.layers):
-            h = layer.ln1(x)
-            q, k, v = (
-                F.linear(h, layer.qkv).view(rows, 1, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-            )
+            qkv = F.linear(layer.ln1(x), layer.qkv)[:rows]
+            q, k, v = qkv.view(rows, 1, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
             self.k_cache[i].index_copy_(2, pos, k)
             self.v_cache[i].index_copy_(2, pos, v)
             attn = F.scaled_dot_product_attention(q, self.k_cache[i], self.v_cache[i], attn_mask=valid)
-            x = x + F.linear(attn.transpose(1, 2).reshape(rows, 1, self.hidden), layer.out)
-            x = self._cross(x, i, layer)
+            x = x + F.linear(_pad_rows(attn.transpose(1, 2).reshape(rows, 1, self.hidden)), layer.out)
+            x = self._cross(x, i, layer, rows)
             x = x + F.linear(F.gelu(F.linear(layer.ln3(x), layer.fc1)), layer.fc2)
-        return self._logits(x[:, -1])
+        return self._logits(x[:, -1])[:rows]
 
-    def _cross(self, x: torch.Tensor, i: int, layer: _Layer) -> torch.Tensor:
+    def _cross(self, x: torch.Tensor, i: int, layer: _Layer, rows: int) -> torch.Tensor:
         if layer.cross_q is None:
             return x
-        rows, length, _ = x.shape
+        length = x.shape[1]
         q = (
-            F.linear(layer.ln2(x), layer.cross_q)
+            F.linear(layer.ln2(x), layer.cross_q)[:rows]
             .view(rows, length, self.heads, self.head_dim)
             .transpose(1, 2)
         )
         k, v = self.cross_kv[i]
         attn = F.scaled_dot_product_attention(q, k, v, attn_mask=self.cross_mask)
-        return x + F.linear(attn.transpose(1, 2).reshape(rows, length, self.hidden), layer.cross_out)
+        return x + F.linear(
+            _pad_rows(attn.transpose(1, 2).reshape(rows, length, self.hidden)), layer.cross_out
+        )
 
     def _logits(self, last: torch.Tensor) -> torch.Tensor:
         h = self.final_ln(last)
