@@ -73,9 +73,13 @@ class DspStemSplitter:
         if frames >= n_fft:
             hop = n_fft // 4
             spec = librosa.stft(mix, n_fft=n_fft, hop_length=hop)
-            harm, perc = librosa.decompose.hpss(spec, margin=self.hpss_margin)
-            drums = librosa.istft(perc, hop_length=hop, n_fft=n_fft, length=frames)
-            harmonic = librosa.istft(harm, hop_length=hop, n_fft=n_fft, length=frames)
+            # One pair of soft masks from the channels' mean magnitude, applied to every channel:
+            # half the median filtering for stereo, and both channels split the same way.
+            mask_h, mask_p = librosa.decompose.hpss(
+                np.abs(spec).mean(axis=0), margin=self.hpss_margin, mask=True
+            )
+            drums = librosa.istft(spec * mask_p, hop_length=hop, n_fft=n_fft, length=frames)
+            harmonic = librosa.istft(spec * mask_h, hop_length=hop, n_fft=n_fft, length=frames)
         else:
             drums = np.zeros_like(mix)
             harmonic = mix.astype(np.float64)
