@@ -11,7 +11,7 @@ Prints three tables:
 1. throughput: 4 prompts in one call vs 4 calls one by one (stock and ours);
 2. seconds per decoding step at batch 1 vs the weight-read floor measured in the same run (every
    weight a step must read, multiplied once by the 2 guidance rows: the time no decoder can beat);
-3. seconds per audio second at several durations (1/10/30 s; --quick: 1/2/4 s).
+3. seconds per audio second at several durations (1/10/30 s; --quick: 0.5/1/2 s, one run each).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def weight_floor(mg: MusicGen, rows: int, repeats: int) -> tuple[float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short durations (1/2/4 s) for a shared machine")
+    parser.add_argument("--quick", action="store_true", help="short durations for a shared machine")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -93,7 +93,7 @@ def main() -> int:
     mine(PROMPTS[:1], 0.2)  # warm-up both paths
 
     # 1. batch of 4 vs 4 single calls
-    seconds = 1.0
+    seconds = 0.5 if args.quick else 2.0
     steps = round(seconds * frame_rate) + delay
     rows = []
     t_stock_single = best(lambda: [stock([p], seconds) for p in PROMPTS], args.repeats)
@@ -116,7 +116,7 @@ def main() -> int:
 
     # 2. seconds per step at batch 1 vs the weight-read floor
     floor, nbytes = weight_floor(ours, rows=2, repeats=args.repeats)
-    seconds = 2.0
+    seconds = 1.0 if args.quick else 4.0
     steps = round(seconds * frame_rate) + delay
     t_stock = best(lambda: stock(PROMPTS[:1], seconds), args.repeats) / steps
     t_ours = best(lambda: mine(PROMPTS[:1], seconds), args.repeats) / steps
@@ -136,12 +136,13 @@ def main() -> int:
     print("goal: ours within 1.3x of the floor")
 
     # 3. seconds per audio second vs duration
-    durations = [1.0, 2.0, 4.0] if args.quick else [1.0, 10.0, 30.0]
+    durations = [0.5, 1.0, 2.0] if args.quick else [1.0, 10.0, 30.0]
     print("\n3. seconds per audio second (batch 1)")
     print(f"{'duration':>9}{'stock':>10}{'ours':>10}{'stock/ours':>12}")
     for d in durations:
-        ts = best(lambda d=d: stock(PROMPTS[:1], d), args.repeats if d < 10 else 1) / d
-        to = best(lambda d=d: mine(PROMPTS[:1], d), args.repeats if d < 10 else 1) / d
+        reps = 1 if (args.quick or d >= 10) else args.repeats
+        ts = best(lambda d=d: stock(PROMPTS[:1], d), reps) / d
+        to = best(lambda d=d: mine(PROMPTS[:1], d), reps) / d
         print(f"{d:>8g}s{ts:>10.3f}{to:>10.3f}{ts / to:>11.2f}x")
     return 0
 
