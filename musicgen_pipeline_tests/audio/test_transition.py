@@ -227,3 +227,24 @@ def test_given_grids_skip_analysis(songs: tuple[Audio, Audio]) -> None:
     assert result.timings["beats"] < 0.05
     assert result.segments[1].stretch_rate == pytest.approx(118 / 126)
     assert result.transitions[0].passed
+
+
+@pytest.mark.parametrize(
+    ("crossfade_seconds", "stems", "curve", "zero_cross"),
+    [(0.25, True, "equal_power", True), (1.0, False, "linear", False), (3.0, True, "adaptive", True)],
+)
+def test_no_clicks_at_seams_across_settings(
+    crossfade_seconds: float, stems: bool, curve: str, zero_cross: bool
+) -> None:
+    a = synth_song(96, 9.0, SR, root="D", seed=31, channels=2)
+    b = synth_song(104, 9.0, SR, root="D", seed=32, channels=1)
+    options = TransitionOptions(
+        crossfade_seconds=crossfade_seconds, stem_aware=stems, curve=curve, zero_cross=zero_cross
+    )
+    result = join_segments([a, b], options, splitter=DspStemSplitter() if stems else None)
+    t = result.transitions[0]
+    assert t.scores.clicks == ()
+    s0 = round(t.overlap_start_time * SR)
+    s1 = s0 + t.plan.overlap_frames
+    around = Audio(result.audio.samples[:, max(0, s0 - SR) : s1 + SR], SR)
+    assert detect_clicks(around) == []
