@@ -94,9 +94,23 @@ class _StepState:
             self.done.add(event.step_key)
         elif kind == "STEP_UP_FOR_RETRY":
             self.retries += 1
-        elif kind in ("STEP_FAILURE", "RUN_FAILURE"):
-            err = getattr(event.event_specific_data, "error", None)
-            self.error = (getattr(err, "message", None) or event.message or "run failed").strip()
+        elif kind == "STEP_FAILURE" or (kind == "RUN_FAILURE" and self.error is None):
+            self.error = failure_message(event)
+
+
+def failure_message(event: Any) -> str:
+    """The root cause of a failed step or run, one line: `<step>: <Error>: <message>`."""
+    err = getattr(event.event_specific_data, "error", None)
+    if err is None:
+        return (event.message or "run failed").strip()
+    while getattr(err, "cause", None) is not None:
+        err = err.cause
+    message = (err.message or "").strip().splitlines()
+    text = message[0] if message else "run failed"
+    head, sep, rest = text.partition(": ")
+    if sep and "." in head and " " not in head:  # "package.module.ErrorClass: ..." -> "ErrorClass: ..."
+        text = f"{head.rsplit('.', 1)[-1]}: {rest}"
+    return f"{event.step_key}: {text}" if event.step_key else text
 
 
 def new_job_id() -> str:

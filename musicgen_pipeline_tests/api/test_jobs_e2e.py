@@ -74,6 +74,10 @@ def test_known_client_renders_a_two_scene_soundtrack_and_four_stems(
             "finalizing",
         )
 
+    text = httpx.get(f"{server.url}/metrics", timeout=30).text
+    assert 'musicgen_transition_score_count{metric="mfcc_similarity"} 1.0' in text  # one seam, scored
+    assert 'musicgen_jobs{status="completed",type="soundtrack"} 1.0' in text
+
     stems = client.stems(track)
     assert sorted(stems) == ["bass", "drums", "other", "vocals"]
     arrays = {}
@@ -148,6 +152,27 @@ def test_no_key_configured_means_open(tmp_path: Path) -> None:
         assert response.status_code == 422  # reached validation: no key needed
         response = httpx.post(f"{srv.url}/separate", files={"file": ("a.wav", b"", "audio/wav")}, timeout=30)
         assert response.status_code == 400
+    finally:
+        srv.stop()
+        stop_detached_runs(tmp_path / "data")
+
+
+def test_a_failing_run_is_reported_failed_with_its_error(tmp_path: Path) -> None:
+    env = server_env(tmp_path, MUSICGEN_MODEL=str(tmp_path / "no-such-model"))
+    srv = ApiServer(env, tmp_path / "failing.log").start()
+    try:
+        health = httpx.get(f"{srv.url}/health", timeout=60).json()
+        assert health["models_loaded"] == {"musicgen": False, "demucs": True}
+        response = httpx.post(f"{srv.url}/generate", json={"prompt": "x", "duration": 10}, timeout=60)
+        assert response.status_code == 200
+        final = poll(srv, response.json()["job_id"], timeout=240)[-1]
+        assert final["status"] == "failed"
+        assert final["result_urls"] is None and final["progress_detail"] is None
+        assert final["error"].startswith("scene_segments: ModelUnavailableError: MusicGen model ")
+        assert "no-such-model" in final["error"] and "tiny-random" in final["error"]
+        summary = httpx.get(f"{srv.url}/metrics/json", timeout=30).json()
+        assert (summary["jobs_total"], summary["jobs_failed"], summary["jobs_completed"]) == (1, 1, 0)
+        assert summary["avg_generation_time_seconds"] is None
     finally:
         srv.stop()
         stop_detached_runs(tmp_path / "data")
