@@ -24,8 +24,9 @@ the first attempt of every scene in one batched call per distinct duration, then
 
 import hashlib
 import json
+import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,14 @@ def _accepted_path(state: Path, scene: int) -> Path:
     return _scene_dir(state, scene) / "accepted.json"
 
 
+def cut_generated(result: Any, seconds: float, model: Any) -> Any:
+    """A generated row cut to `seconds` (audio samples and the code frames behind them)."""
+    samples = round(seconds * result.audio.sample_rate)
+    frames = math.ceil(seconds * model.frame_rate)
+    audio = Audio(result.audio.samples[:, :samples], result.audio.sample_rate)
+    return replace(result, audio=audio, codes=result.codes[:, :frames])
+
+
 def generation_fingerprint(
     request: SoundtrackRequest, model_id: str, params: Any, loop: dict[str, Any]
 ) -> str:
@@ -170,13 +179,32 @@ class SegmentGenerator:
             self._model, self.load_seconds = self._musicgen.get(self.request.model)
         return self._model
 
-    def generate(self, scenes: list[int], attempt_of: dict[int, int], previous: dict[int, Any]) -> None:
-        """One batched generate call per distinct duration; persists every attempt before returning."""
-        params = self.params
-        by_duration: dict[float, list[int]] = {}
+    def _groups(self, scenes: list[int], batched: bool) -> dict[float, list[int]]:
+        """Scenes per generate call. Batched (independent first attempts): one call at the longest
+        duration when it fits one model window (rows are seeded and sampled independently, so a row's
+        first frames do not depend on how long the call runs; each row is then cut to its scene's
+        length); else one call per distinct duration."""
+        from musicgen_pipeline.models.musicgen import WINDOW_SECONDS
+
+        longest = max(self.request.scenes[i].duration for i in scenes)
+        if batched and longest <= min(WINDOW_SECONDS, self.params.window_seconds):
+            return {longest: list(scenes)}
+        groups: dict[float, list[int]] = {}
         for i in scenes:
-            by_duration.setdefault(self.request.scenes[i].duration, []).append(i)
-        for duration, group in by_duration.items():
+            groups.setdefault(self.request.scenes[i].duration, []).append(i)
+        return groups
+
+    def generate(
+        self,
+        scenes: list[int],
+        attempt_of: dict[int, int],
+        previous: dict[int, Any],
+        *,
+        batched: bool = False,
+    ) -> None:
+        """Generate the given attempts (batched where possible); persists every attempt before returning."""
+        params = self.params
+        for duration, group in self._groups(scenes, batched).items():
             seeds = [seed_for(self.request.seed, i, attempt_of[i]) for i in group]
             conts = [previous.get(i) for i in group]
             self.context.log.info(
@@ -190,6 +218,8 @@ class SegmentGenerator:
                 continue_from=conts if any(c is not None for c in conts) else None,
             )
             for i, result in zip(group, results, strict=True):
+                if self.request.scenes[i].duration < duration:
+                    result = cut_generated(result, self.request.scenes[i].duration, self.model)
                 a = attempt_of[i]
                 wav, codes, meta = _attempt_files(self.state, i, a)
                 write_exact(wav, result.audio)
@@ -231,7 +261,7 @@ class SegmentGenerator:
                 if not _accepted_path(self.state, i).exists() and not _load_attempts(self.state, i)
             ]
             if missing:
-                self.generate(missing, dict.fromkeys(missing, 0), {})
+                self.generate(missing, dict.fromkeys(missing, 0), {}, batched=True)
         previous_generated: Any = None
         previous_audio: Audio | None = None
         for i in range(n):
