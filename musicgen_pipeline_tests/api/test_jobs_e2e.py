@@ -176,3 +176,17 @@ def test_a_failing_run_is_reported_failed_with_its_error(tmp_path: Path) -> None
     finally:
         srv.stop()
         stop_detached_runs(tmp_path / "data")
+
+
+def test_uploaded_names_are_never_used_for_storage(server: ApiServer, api_base: Path) -> None:
+    audio = tone_wav_bytes(0.5, rate=16_000, channels=1)
+    files = {
+        "file": ("../../../../tmp/evil name.wav", audio, "text/plain")
+    }  # the content type is not trusted
+    response = httpx.post(f"{server.url}/separate", headers=KEY, files=files, data={"stems": "4"}, timeout=60)
+    assert response.status_code == 200, response.text
+    job_id = response.json()["job_id"]
+    uploads = api_base / "data" / "uploads"
+    assert (uploads / f"{job_id}.wav").read_bytes() == audio
+    assert not any("evil" in p.name for p in api_base.rglob("*")) and not Path("/tmp/evil name.wav").exists()
+    assert poll(server, job_id)[-1]["status"] == "completed"
