@@ -16,7 +16,18 @@ from typing import Any
 
 from musicgen_pipeline.errors import InputError
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "soundtrack.json"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _find(name: str) -> Path:
+    """`name` in the source checkout, else in the working directory (an installed package, the image)."""
+    for base in (REPO, Path.cwd()):
+        if (base / name).exists():
+            return base / name
+    return REPO / name
+
+
+EXAMPLE = _find("examples/soundtrack.json")
 
 
 def register(subparsers: Any) -> None:
@@ -53,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if code != 0:
         return code
     settings = get_settings()
-    workspace = Path(__file__).resolve().parents[2] / "workspace.yaml"
+    workspace = _find("workspace.yaml")
     ui = f"DAGSTER_HOME={shlex.quote(str(home))} MUSICGEN_DATA={shlex.quote(str(settings.data_dir))}"
     ui += (
         f" dagster dev -w {shlex.quote(str(workspace))}"

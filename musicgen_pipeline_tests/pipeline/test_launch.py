@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from musicgen_pipeline.cli import main
+from musicgen_pipeline.launch import DEFAULT_INSTANCE_YAML, dagster_home, register_request, run_progress
+from musicgen_pipeline.request import parse_request
+from musicgen_pipeline_tests.pipeline.conftest import three_scene_request, write_json
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_repo_dagster_yaml_is_the_one_written_into_new_homes() -> None:
+    assert (REPO / "dagster.yaml").read_text(encoding="utf-8") == DEFAULT_INSTANCE_YAML
+
+
+def test_dagster_home_defaults_under_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("MUSICGEN_DATA", str(tmp_path / "data"))
+    home = dagster_home()
+    assert home == tmp_path / "data" / "dagster_home"
+    assert (home / "dagster.yaml").read_text(encoding="utf-8") == DEFAULT_INSTANCE_YAML
+
+
+def test_register_is_idempotent_and_creates_the_gpu_pool(
+    instance: dg.DagsterInstance, data_dir: Path
+) -> None:
+    request = parse_request(three_scene_request())
+    assert register_request(instance, request) == register_request(instance, request)
+    assert instance.get_dynamic_partitions("soundtrack_requests") == [request.partition_key()]
+    assert instance.event_log_storage.get_concurrency_info("gpu").slot_count == 1
+    assert run_progress(instance, "no-such-run") is None
+
+
+def test_code_location_loads_without_torch() -> None:
+    code = "import sys, musicgen_pipeline.definitions as d; d.defs.get_repository_def(); assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=120)
+
+
+def test_render_bad_request_is_one_line_exit_2(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = write_json(data_dir / "bad.json", {"base_prompt": "x", "scenes": [{"duration": 0}]})
+    assert main(["render", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "scenes[0].duration=0" in err[0] and "between 1 and 600" in err[0]
