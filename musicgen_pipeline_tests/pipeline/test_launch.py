@@ -47,3 +47,25 @@ def test_render_bad_request_is_one_line_exit_2(data_dir: Path, capsys: pytest.Ca
     assert main(["render", str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "scenes[0].duration=0" in err[0] and "between 1 and 600" in err[0]
+
+
+@pytest.mark.slow
+def test_ui_path_request_in_run_config_for_a_hand_made_partition(
+    instance: dg.DagsterInstance, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from musicgen_pipeline.definitions import defs
+
+    monkeypatch.setenv("MUSICGEN_MODEL", "tiny-random")
+    monkeypatch.setenv("STEM_SOURCE", "dsp")
+    instance.add_dynamic_partitions("soundtrack_requests", ["my-ui-request"])
+    request = '{"prompt": "solo cello", "duration": 1.5, "output_format": "flac"}'
+    result = defs.resolve_job_def("render_soundtrack").execute_in_process(
+        run_config={"ops": {"soundtrack_request": {"config": {"request_json": request}}}},
+        instance=instance,
+        partition_key="my-ui-request",
+    )
+    assert result.success
+    folder = data_dir / "outputs" / "my-ui-request"
+    assert (folder / "request.json").exists() and (folder / "soundtrack.flac").exists()
+    summary = (folder / "summary.json").read_text(encoding="utf-8")
+    assert '"transitions": 0' in summary
