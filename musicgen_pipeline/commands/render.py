@@ -69,6 +69,24 @@ def _print_report(key: str, as_json: bool) -> None:
         print(f"  scene {s['index']}: regenerated {s['regenerations']}x, {state}, seed {s['seed']}")
 
 
+def _root_cause(error: Any) -> str:
+    """The user exception's one-line message under Dagster's wrappers."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    return " ".join(str(error.message).split())
+
+
+def preload_models(request: Any) -> None:
+    """Load the models this request needs now (in this process, where the run will execute, so nothing
+    is loaded twice): an unavailable model is a one-line error before any run starts."""
+    from musicgen_pipeline.resources import MusicGenResource, StemSplitterResource
+    from musicgen_pipeline.settings import get_settings
+
+    MusicGenResource().get(request.model)
+    if len(request.scenes) > 1 and request.stem_aware and get_settings().use_stem_aware_crossfade:
+        StemSplitterResource().get()
+
+
 def run(args: argparse.Namespace) -> int:
     from musicgen_pipeline.launch import (
         get_instance,
@@ -108,15 +126,16 @@ def run(args: argparse.Namespace) -> int:
             return 1
         _print_report(key, args.json)
         return 0
+    preload_models(request)
     result = materialize(instance, key)
     if not result.success:
         failure = next((e for e in result.all_events if e.is_step_failure), None)
-        message = (
-            failure.step_failure_data.error.message.strip()
-            if failure and failure.step_failure_data.error
-            else ""
+        error = failure.step_failure_data.error if failure else None
+        where = f" in step {failure.step_key}" if failure else ""
+        print(
+            f"error: run {result.run_id} failed{where}: {_root_cause(error) if error else ''}",
+            file=sys.stderr,
         )
-        print(f"error: run {result.run_id} failed: {message}", file=sys.stderr)
         return 1
     print(f"run {result.run_id} succeeded", file=sys.stderr)
     _print_report(key, args.json)
