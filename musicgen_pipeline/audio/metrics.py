@@ -26,6 +26,7 @@ begin where it ends.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -165,7 +166,13 @@ def chroma_correlation(before: np.ndarray, after: np.ndarray, sample_rate: int) 
         return 0.0  # no pitch content on a side: nothing in common (and no tuning to estimate)
 
     def mean_chroma(y: np.ndarray) -> np.ndarray:
-        return librosa.feature.chroma_stft(y=y, sr=sample_rate, n_fft=_n_fft(sample_rate, 0.128)).mean(axis=1)
+        n_fft = _n_fft(sample_rate, 0.128)
+        with warnings.catch_warnings():
+            # Noise or near-silence has no spectral peaks to estimate tuning from: librosa warns and
+            # assumes A440, which is what we want.
+            warnings.filterwarnings("ignore", message=".*empty frequency set.*", category=UserWarning)
+            tuning = float(librosa.estimate_tuning(y=y, sr=sample_rate, n_fft=n_fft))
+        return librosa.feature.chroma_stft(y=y, sr=sample_rate, n_fft=n_fft, tuning=tuning).mean(axis=1)
 
     return _pearson(mean_chroma(before), mean_chroma(after))
 
