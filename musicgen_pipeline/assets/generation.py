@@ -52,6 +52,7 @@ GPU_TAGS = {
         }
     )
 }
+MAX_EMBEDDED_PICTURES = 12  # inline PNGs in one event (~100 kB each); the rest are linked by path
 SEED_STRIDE = 1000  # seed of scene i, attempt a = request seed + SEED_STRIDE * i + a
 MAX_SEED = 2**31 - 1
 
@@ -346,7 +347,8 @@ def scene_segments(
         picture, md = save_picture(
             audio, f"scene {i}: {record.prompt[:60]}", files.pictures_dir() / f"scene_{i:02d}.png"
         )
-        pictures[f"scene_{i}_picture"] = dg.MetadataValue.md(md)
+        if i < MAX_EMBEDDED_PICTURES:  # every picture is a file; the first ones are also shown inline
+            pictures[f"scene_{i}_picture"] = dg.MetadataValue.md(md)
         rtf = record.seconds / record.batch / max(audio.duration, 1e-9)
         segments.append(
             {
