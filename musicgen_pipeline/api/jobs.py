@@ -42,6 +42,9 @@ JOB_TAG = "musicgen/job_id"
 JOB_TYPE_TAG = "musicgen/job_type"
 # How long a live job's computed status is reused (many clients polling one job cost one read).
 LIVE_STATUS_TTL_SECONDS = 0.5
+# A view up to this old is served while a background read refreshes it (busy polling); an older one is
+# read before answering (a lone client polling every few seconds sees the current state).
+STALE_MAX_SECONDS = 1.5
 
 # Stage of a soundtrack job from the step that runs (asset names of the pipeline).
 # (steps before these, `soundtrack_request` and `scene_segments`, are the generating stage)
@@ -217,6 +220,7 @@ class Jobs:
         self._live: dict[str, tuple[float, JobView]] = {}
         self._job_locks: dict[str, threading.Lock] = {}
         self._step_state: dict[str, _StepState] = {}
+        self._refreshing: set[str] = set()
 
     # --- instance ------------------------------------------------------------------------------
     @property
@@ -317,6 +321,29 @@ class Jobs:
         if live is not None and time.monotonic() - live[0] < LIVE_STATUS_TTL_SECONDS:
             return live[1]
         return None
+
+    def stale_view(self, job_id: str, max_age: float = STALE_MAX_SECONDS) -> JobView | None:
+        """The last computed view of a live job when at most `max_age` seconds old, else None."""
+        with self._lock:
+            live = self._live.get(job_id)
+        if live is None or time.monotonic() - live[0] > max_age:
+            return None
+        return live[1]
+
+    def claim_refresh(self, job_id: str) -> bool:
+        """True for the one caller that should refresh a stale live view now (the others serve it stale)."""
+        with self._lock:
+            if job_id in self._refreshing:
+                return False
+            self._refreshing.add(job_id)
+            return True
+
+    def refresh(self, job_id: str) -> None:
+        try:
+            self.view(job_id)
+        finally:
+            with self._lock:
+                self._refreshing.discard(job_id)
 
     def view(self, job_id: str) -> JobView | None:
         record = self.record(job_id)
