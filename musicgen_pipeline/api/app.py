@@ -205,7 +205,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         content_type = request.headers.get("content-type", "").lower()
         if content_type.startswith("multipart/form-data"):
             form = await read_multipart(request, limits.max_upload_bytes)
-            stems = _form_stems(form.fields.get("stems"))
+            try:
+                stems = _form_stems(form.fields.get("stems"))
+            except RequestValidationError:
+                if form.file is not None:
+                    await form.file.close()
+                raise
             if form.file is None:
                 raise RequestValidationError(
                     [{"type": "missing", "loc": ("body", "file"), "msg": "Field required", "input": None}]
@@ -238,7 +243,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 raise _body_errors(exc) from None
             stems = body.stems
             input_path = await download(body.audio_url, job_id, "audio_url")
-        await anyio.to_thread.run_sync(jobs.submit_separation, job_id, input_path, stems)
+        try:
+            await anyio.to_thread.run_sync(jobs.submit_separation, job_id, input_path, stems)
+        except BaseException:
+            input_path.unlink(missing_ok=True)  # no job, so no reason to keep the client's file
+            raise
         metrics.submitted.labels("separate").inc()
         return JobCreated(job_id=job_id, status="queued")
 

@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -250,9 +251,10 @@ class Jobs:
         path = self.records_dir / f"{job_id}.json"
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
+            known = {f.name for f in dataclass_fields(JobRecord)}
+            record = JobRecord(**{k: v for k, v in data.items() if k in known})
+        except (OSError, ValueError, TypeError, AttributeError):  # missing, half-written or foreign file
             return None
-        record = JobRecord(**data)
         with self._lock:
             self._records[job_id] = record
         return record
