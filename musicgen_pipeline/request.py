@@ -53,6 +53,7 @@ _KNOWN_KEYS = {
     "model",
     "output_format",
     "scene_conditioning",
+    "melody",
 }
 
 
@@ -111,6 +112,7 @@ class SoundtrackRequest:
     output_format: str = "wav"
     scene_conditioning: str = "continuation"
     name: str | None = None
+    melody: str | None = None  # reference audio file whose melody every scene follows (melody models)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -142,6 +144,8 @@ class SoundtrackRequest:
             data.pop("name")
         if data["model"] is None:
             data.pop("model")
+        if data["melody"] is None:
+            data.pop("melody")
         return data
 
     def canonical_json(self) -> str:
@@ -348,6 +352,17 @@ def parse_request(raw: Any, *, source: str | None = None, name: str | None = Non
         problems.append(Problem("name", req_name, "must be a string with at least one letter or digit"))
         req_name = None
 
+    melody = raw.get("melody")
+    if melody is not None:
+        if not isinstance(melody, str) or not melody.strip():
+            problems.append(Problem("melody", melody, "must be the path of an audio file"))
+            melody = None
+        elif not Path(melody).expanduser().is_file():
+            problems.append(Problem("melody", melody, "file not found"))
+            melody = None
+        else:
+            melody = str(Path(melody).expanduser().resolve())
+
     beat_aligned = _bool(raw, "beat_aligned", True, problems)
     tempo_match = _bool(raw, "tempo_match", True, problems)
     stem_aware = _bool(raw, "stem_aware", True, problems)
@@ -366,6 +381,7 @@ def parse_request(raw: Any, *, source: str | None = None, name: str | None = Non
         output_format=fmt.lower(),
         scene_conditioning=conditioning,
         name=req_name,
+        melody=melody,
         extra={k: v for k, v in raw.items() if k not in _KNOWN_KEYS},
     )
 

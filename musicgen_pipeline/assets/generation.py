@@ -171,6 +171,13 @@ class SegmentGenerator:
             "options": self.options.to_dict(),
         }
         model_id = musicgen.resolved(request.model)[0]
+        self.melody: Audio | None = None
+        if request.melody:
+            from musicgen_pipeline.audio.io import read_audio
+
+            self.melody = read_audio(request.melody)
+            stat = Path(request.melody).stat()
+            loop["melody"] = [request.melody, stat.st_size, stat.st_mtime_ns]
         self.fingerprint = generation_fingerprint(request, model_id, self.params, loop)
         self.state = self.files.ensure("generation", self.fingerprint)
 
@@ -217,6 +224,7 @@ class SegmentGenerator:
                 seeds=seeds,
                 params=params,
                 continue_from=conts if any(c is not None for c in conts) else None,
+                melody=self.melody,
             )
             for i, result in zip(group, results, strict=True):
                 if self.request.scenes[i].duration < duration:

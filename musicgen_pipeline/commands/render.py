@@ -82,7 +82,12 @@ def preload_models(request: Any) -> None:
     from musicgen_pipeline.resources import MusicGenResource, StemSplitterResource
     from musicgen_pipeline.settings import get_settings
 
-    MusicGenResource().get(request.model)
+    model, _ = MusicGenResource().get(request.model)
+    if request.melody and not model.is_melody:
+        raise InputError(
+            f"melody={request.melody!r}: model {model.model_id!r} has no melody conditioning "
+            "(use facebook/musicgen-melody, or tiny-random-melody offline)"
+        )
     if len(request.scenes) > 1 and request.stem_aware and get_settings().use_stem_aware_crossfade:
         StemSplitterResource().get()
 

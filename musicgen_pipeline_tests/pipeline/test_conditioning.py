@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -54,3 +55,23 @@ def test_generate_calls_and_scene_lengths(
     for i, seconds in enumerate(durations):
         info = sf.info(str(data_dir / "outputs" / key / "segments" / f"scene_{i:02d}.wav"))
         assert info.frames == round(seconds * info.samplerate)
+
+
+def test_melody_request(
+    instance: dg.DagsterInstance, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from musicgen_pipeline.audio.io import Audio, write_audio
+    from musicgen_pipeline.cli import main
+
+    monkeypatch.setenv("STEM_SOURCE", "dsp")
+    t = np.arange(32000 * 2) / 32000
+    melody = write_audio(data_dir / "tune.wav", Audio(0.3 * np.sin(2 * np.pi * 440 * t), 32000))
+    request = data_dir / "melody.json"
+    raw = {"prompt": "flute", "duration": 1.5, "model": "tiny-random-melody", "melody": str(melody)}
+    request.write_text(json.dumps(raw), encoding="utf-8")
+    assert main(["render", str(request)]) == 0
+    plain = data_dir / "plain.json"
+    plain.write_text(json.dumps({**raw, "model": "tiny-random"}), encoding="utf-8")
+    assert main(["render", str(plain)]) == 2  # a model without melody conditioning: one line, before any run
