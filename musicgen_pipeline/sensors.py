@@ -146,9 +146,15 @@ def process_inbox(data_dir: Path, cursor: float, *, max_batch: int, settle_secon
     scan = scan_inbox(inbox, max_batch=max_batch, settle_seconds=settle_seconds)
     accepted: list[Path] = []
     rejected: list[Path] = []
+    unreadable: list[str] = []
     for path in scan.ready:
         try:
             requests = read_requests(path)
+        except (
+            OSError
+        ) as exc:  # vanished (moved by someone else) or not readable yet: leave it, never lose it
+            unreadable.append(f"{path.name} ({exc.strerror or exc})")
+            continue
         except RequestError as exc:
             rejected_dir.mkdir(parents=True, exist_ok=True)
             error_file = rejected_dir / f"{path.stem}.error.json"
@@ -170,7 +176,13 @@ def process_inbox(data_dir: Path, cursor: float, *, max_batch: int, settle_secon
     skip = None
     if not run_requests:
         waiting = f"; {len(scan.settling)} file(s) still being written" if scan.settling else ""
-        skip = f"no new requests in {inbox}" + (f" ({len(rejected)} rejected)" if rejected else "") + waiting
+        unread = f"; left unreadable: {', '.join(unreadable)}" if unreadable else ""
+        skip = (
+            f"no new requests in {inbox}"
+            + (f" ({len(rejected)} rejected)" if rejected else "")
+            + waiting
+            + unread
+        )
     return InboxTick(run_requests, list(dict.fromkeys(partitions)), accepted, rejected, new_cursor, skip)
 
 

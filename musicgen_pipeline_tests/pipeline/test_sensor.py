@@ -126,3 +126,19 @@ def test_same_name_twice_is_kept_not_overwritten(instance: dg.DagsterInstance, d
     tick = process_inbox(data_dir, tick.cursor, max_batch=5, settle_seconds=0)
     assert len(tick.run_requests) == 1
     assert sorted(p.name for p in (inbox / "accepted").iterdir()) == ["a-1.json", "a.json"]
+
+
+def test_unreadable_file_is_left_in_place(instance: dg.DagsterInstance, data_dir: Path, monkeypatch) -> None:
+    inbox = data_dir / "inbox"
+    locked = write_json(inbox / "locked.json", three_scene_request())
+    real_read_text = Path.read_text
+
+    def read_text(self: Path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if self.name == "locked.json":
+            raise PermissionError(13, "Permission denied")
+        return real_read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    tick = process_inbox(data_dir, 0.0, max_batch=5, settle_seconds=0)
+    assert tick.run_requests == [] and "locked.json (Permission denied)" in tick.skip_reason
+    assert locked.exists() and not (inbox / "rejected").exists()
