@@ -17,7 +17,6 @@ from musicgen_pipeline.assets.beats import beat_grids
 from musicgen_pipeline.assets.catalog import catalog
 from musicgen_pipeline.assets.generation import scene_segments
 from musicgen_pipeline.assets.mixing import soundtrack
-from musicgen_pipeline.assets.partitions import soundtrack_partitions
 from musicgen_pipeline.assets.report import transition_report
 from musicgen_pipeline.assets.request_asset import soundtrack_request
 from musicgen_pipeline.assets.stems import segment_stems
@@ -39,7 +38,6 @@ SOUNDTRACK_ASSETS = [
 render_job = dg.define_asset_job(
     RENDER_JOB,
     selection=dg.AssetSelection.assets(*SOUNDTRACK_ASSETS),
-    partitions_def=soundtrack_partitions,
     description="Render one soundtrack request (a partition of soundtrack_requests) end to end.",
 )
 catalog_job = dg.define_asset_job(CATALOG_JOB, selection=dg.AssetSelection.assets(catalog))
