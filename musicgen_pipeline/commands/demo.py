@@ -65,11 +65,14 @@ def run(args: argparse.Namespace) -> int:
         return code
     settings = get_settings()
     workspace = _find("workspace.yaml")
+    # The venv's own `dagster` (the venv need not be activated).
+    exe = Path(sys.executable).with_name("dagster")
+    dagster = shlex.quote(str(exe)) if exe.exists() else "dagster"
     ui = f"DAGSTER_HOME={shlex.quote(str(home))} MUSICGEN_DATA={shlex.quote(str(settings.data_dir))}"
     ui += (
-        f" dagster dev -w {shlex.quote(str(workspace))}"
+        f" {dagster} dev -w {shlex.quote(str(workspace))}"
         if workspace.exists()
-        else " dagster dev -m musicgen_pipeline.definitions"
+        else f" {dagster} dev -m musicgen_pipeline.definitions"
     )
     print()
     print(
