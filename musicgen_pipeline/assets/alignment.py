@@ -1,4 +1,5 @@
-"""`aligned_segments`: every segment time-stretched to the track's tempo (rubberband) when `tempo_match`.
+"""`aligned_segments`: every segment cleaned of DC offset, then time-stretched to the track's tempo
+(rubberband) when `tempo_match`.
 
 The track tempo is the first scene's (`choose_target_bpm`); a segment whose tempo is more than the
 audio core's MAX_STRETCH away (after octave folding) or has no pulse is left unstretched. Stretching
@@ -13,6 +14,7 @@ from dagster import AssetExecutionContext
 
 from musicgen_pipeline.assets.media import read_exact, write_exact
 from musicgen_pipeline.assets.partitions import soundtrack_partitions
+from musicgen_pipeline.audio.filters import remove_dc
 from musicgen_pipeline.audio.rhythm import BeatGrid, align_segment, choose_target_bpm
 from musicgen_pipeline.request import parse_request
 from musicgen_pipeline.resources import PartitionFiles
@@ -22,7 +24,7 @@ from musicgen_pipeline.resources import PartitionFiles
     partitions_def=soundtrack_partitions,
     group_name="soundtrack",
     kinds={"rubberband"},
-    description="Segments stretched to one tempo (the opening scene's) so beats line up across seams.",
+    description="Segments cleaned of DC offset and stretched to one tempo (the opening scene's) so beats line up across seams.",
 )
 def aligned_segments(
     context: AssetExecutionContext,
@@ -38,7 +40,8 @@ def aligned_segments(
     out = []
     rows = []
     for segment, grid in zip(scene_segments, grids, strict=True):
-        audio = read_exact(segment["path"])
+        raw = read_exact(segment["path"])
+        audio = remove_dc(raw)
         aligned, aligned_grid = align_segment(audio, grid, target) if target > 0 else (audio, grid)
         rate = audio.duration / aligned.duration if aligned.duration else 1.0
         path = write_exact(files.aligned_path(segment["index"]), aligned)
@@ -50,6 +53,7 @@ def aligned_segments(
                 "source_bpm": grid.bpm,
                 "rate": rate,
                 "duration": aligned.duration,
+                "dc_offset_removed": float(abs(raw.samples.mean(axis=1)).max()),
             }
         )
         rows.append(
