@@ -10,7 +10,6 @@ blocking call (Dagster storage, file checks) runs in a worker thread, so the eve
 # `create_app` from the real annotations.
 
 import asyncio
-import dataclasses
 import json
 import os
 import tempfile
@@ -44,6 +43,7 @@ from musicgen_pipeline.api.schemas import (
 )
 from musicgen_pipeline.api.uploads import read_multipart, store_download, store_upload
 from musicgen_pipeline.errors import InputError
+from musicgen_pipeline.models.capabilities import supports_melody
 from musicgen_pipeline.request import RequestError, SoundtrackRequest
 from musicgen_pipeline.settings import Settings, get_settings
 
@@ -118,7 +118,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             fields = {
                 **fields,
                 "seed": request.seed,
-                MELODY_FIELD: str(await fetch_melody(melody_url, nonce)),
+                MELODY_FIELD: str(
+                    await fetch_melody(melody_url, nonce, request.model or settings.musicgen_model)
+                ),
             }
             try:
                 request = build_request(job_type, fields, nonce)
@@ -151,16 +153,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         }
         return await submit("soundtrack", fields, body.model_dump(), body.melody_audio_url)
 
-    async def fetch_melody(url: str, nonce: str) -> Path:
-        if MELODY_FIELD not in {f.name for f in dataclasses.fields(SoundtrackRequest)}:
-            # Refused rather than silently ignored (the old service's behaviour): the pipeline's request
-            # has no melody field yet. When it gains `melody` (a path), the reference is fetched here.
+    async def fetch_melody(url: str, nonce: str, model_id: str) -> Path:
+        if not supports_melody(model_id):
+            # Refused rather than silently ignored (the old service's behaviour), before any download.
             raise RequestValidationError(
                 [
                     {
                         "type": "value_error",
                         "loc": ("body", "melody_audio_url"),
-                        "msg": "melody conditioning is not supported by this pipeline version",
+                        "msg": f"melody conditioning needs a melody model; the configured model {model_id!r} "
+                        "has none (set MUSICGEN_MODEL=facebook/musicgen-melody, or tiny-random-melody offline)",
                         "input": url,
                     }
                 ]

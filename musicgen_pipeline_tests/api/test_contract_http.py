@@ -119,7 +119,7 @@ def _errors(response: httpx.Response) -> list[dict]:
         ("/generate/soundtrack", {**GOOD_SOUNDTRACK, "crossfade_duration": 0.1}, ["body", "crossfade_duration"], "greater_than_equal"),
         ("/generate/soundtrack", {**GOOD_SOUNDTRACK, "use_beat_aligned_crossfade": "maybe"}, ["body", "use_beat_aligned_crossfade"], "bool_parsing"),
         ("/generate/soundtrack", {**GOOD_SOUNDTRACK, "melody_audio_url": "file:///etc/passwd"}, ["body", "melody_audio_url"], "value_error"),
-        # refused, not silently ignored, while the pipeline's request has no melody field
+        # refused, not silently ignored: the configured model (tiny-random) has no melody conditioning
         (
             "/generate/soundtrack",
             {**GOOD_SOUNDTRACK, "melody_audio_url": "http://127.0.0.2:9/melody.wav"},
