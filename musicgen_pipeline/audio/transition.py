@@ -64,9 +64,13 @@ __all__ = [
     "analyze_beats",
     "assemble",
     "choose_target_bpm",
+    "fit_to_length",
     "join_segments",
+    "plan_seams",
     "plan_transition",
     "render_transition",
+    "scene_boundaries",
+    "scene_generation_seconds",
     "score_seam",
     "stem_windows",
 ]
@@ -192,12 +196,19 @@ def plan_transition(
     nxt: Audio,
     next_grid: BeatGrid | None,
     options: TransitionOptions | None = None,
+    prev_target_start: int | None = None,
 ) -> TransitionPlan:
     """Plan the seam between `prev` and `nxt` (already tempo-matched when that is wanted).
 
     Without beats (or with beat_align off) the overlap is the last `crossfade_seconds` of prev and the
     first of nxt. With beats, the overlap starts on nxt's first beat (within `beat_search_seconds`) and on
     the latest beat of prev that lets the overlap fit (within `beat_search_seconds` before the end).
+
+    `prev_target_start`: the frame of prev where the overlap should ideally start (e.g. a scene boundary
+    minus half the crossfade). None keeps the tail behaviour above. With a target, the overlap starts on
+    the beat of prev nearest to it within `beat_search_seconds` (when aligned), else exactly on it; either
+    way clamped to [0, prev.frames - overlap] (a segment too short for its target ends the overlap at its
+    end; the caller sees it in `prev_start`).
     Raises `InputError` when the overlap is longer than either segment.
     """
     options = options or TransitionOptions()
@@ -211,16 +222,26 @@ def plan_transition(
                 f"crossfade of {options.crossfade_seconds:g} s is longer than the {name} segment "
                 f"({seg.duration:.3f} s); use a shorter crossfade"
             )
-    p0, n0 = prev.frames - n, 0
+    last = prev.frames - n
+    target = None if prev_target_start is None else int(min(max(int(prev_target_start), 0), last))
+    p0, n0 = (last if target is None else target), 0
     aligned = False
     search = round(options.beat_search_seconds * sr)
     if options.beat_align:
         pb = _beats_frames(prev_grid, sr)
         nb = _beats_frames(next_grid, sr)
-        p_ok = pb[(pb + n <= prev.frames) & (pb >= prev.frames - n - search) & (pb >= 0)]
+        fits = (pb + n <= prev.frames) & (pb >= 0)
+        if prev_target_start is None:
+            p_ok = pb[fits & (pb >= prev.frames - n - search)]
+        else:
+            p_ok = pb[fits & (np.abs(pb - int(prev_target_start)) <= search)]
         n_ok = nb[(nb >= 0) & (nb <= search) & (nb + n <= nxt.frames)]
         if p_ok.size and n_ok.size:
-            p0, n0, aligned = int(p_ok.max()), int(n_ok.min()), True
+            if prev_target_start is None:
+                p0 = int(p_ok.max())
+            else:
+                p0 = int(p_ok[np.argmin(np.abs(p_ok - int(prev_target_start)))])
+            n0, aligned = int(n_ok.min()), True
 
     shift = 0
     if options.zero_cross:
@@ -262,6 +283,88 @@ def plan_transition(
         curve=options.curve,
         micro_fade_frames=round(options.micro_fade_seconds * sr),
     )
+
+
+# Scenes are generated longer than their share of the track so every seam can sit on its scene boundary:
+# half a crossfade on each shared side, `beat_search_seconds` for beat snapping (nxt's overlap starts on its
+# first beat, prev's on the beat nearest the target), and, for scenes that tempo matching may speed up
+# (all but the first, whose tempo is the track's), STRETCH_MARGIN of their length. 10 % covers speed-ups to
+# 1.11x; the allowed limit is 1.25x, but seams and trimming absorb a small deficit (the next seam clamps,
+# the next scene's slack takes it up), and model time is the cost: the demo (20+25+15 s, 2 s crossfade)
+# generates 22.5 + 31.35 + 19.25 = 73.1 s for 60 s.
+STRETCH_MARGIN = 0.10
+END_FADE_SECONDS = 1.5
+
+
+def scene_generation_seconds(durations: Sequence[float], options: TransitionOptions) -> list[float]:
+    """Seconds of audio to generate per scene so that the joined track can last `sum(durations)` with
+    each seam centred on its scene boundary (see STRETCH_MARGIN)."""
+    out = []
+    last = len(durations) - 1
+    for k, d in enumerate(durations):
+        seconds = float(d)
+        if k > 0:
+            seconds += options.crossfade_seconds / 2
+        if k < last:
+            seconds += options.crossfade_seconds / 2
+        if last > 0 and options.beat_align:
+            seconds += options.beat_search_seconds
+        if k > 0 and options.tempo_match:
+            seconds *= 1.0 + STRETCH_MARGIN
+        out.append(round(seconds, 3))
+    return out
+
+
+def scene_boundaries(durations: Sequence[float]) -> list[float]:
+    """T_k = d_0 + ... + d_{k-1} for k = 1..n-1: where each seam's overlap should be centred."""
+    return [float(t) for t in np.cumsum(np.asarray(durations, dtype=np.float64))[:-1]]
+
+
+def plan_seams(
+    segments: Sequence[Audio],
+    grids: Sequence[BeatGrid | None],
+    options: TransitionOptions,
+    boundaries: Sequence[float] | None = None,
+) -> tuple[list[TransitionPlan], list[int]]:
+    """Plan every seam of a track; returns the plans and each segment's timeline offset (the track frame
+    where its frame 0 would lie; segment k's audio is heard from offset_k + next_start onwards).
+
+    With `boundaries` (seconds into the track, one per seam) seam k's overlap is aimed so its centre lies
+    on boundaries[k]: prev's target frame is boundaries[k] - crossfade/2 - offset_prev. Without, each
+    overlap is prev's tail (`join_segments`' end-to-end meaning)."""
+    if boundaries is not None and len(boundaries) != len(segments) - 1:
+        raise ValueError(
+            f"{len(segments)} segments need {len(segments) - 1} boundaries, got {len(boundaries)}"
+        )
+    sr = segments[0].sample_rate
+    n = round(options.crossfade_seconds * sr)
+    plans: list[TransitionPlan] = []
+    offsets = [0]
+    for k in range(len(segments) - 1):
+        target = None
+        if boundaries is not None:
+            target = round(boundaries[k] * sr - n / 2) - offsets[k]
+        plan = plan_transition(segments[k], grids[k], segments[k + 1], grids[k + 1], options, target)
+        plans.append(plan)
+        offsets.append(offsets[k] + plan.prev_start - plan.next_start)
+    return plans, offsets
+
+
+def fit_to_length(audio: Audio, frames: int, fade_seconds: float = END_FADE_SECONDS) -> Audio:
+    """`audio` cut to exactly `frames`, ending in a fade-out (min(fade_seconds, a quarter of the track),
+    equal-power shape) when something was cut, never a hard cut. Audio already no longer is returned as
+    is (the caller decides what a short track means)."""
+    if frames <= 0:
+        raise ValueError(f"frames={frames} must be > 0")
+    if audio.frames <= frames:
+        return audio
+    out = audio.samples[:, :frames].copy()
+    fade = min(round(fade_seconds * audio.sample_rate), frames // 4)
+    if fade > 1:
+        out[:, frames - fade :] *= np.cos(np.linspace(0.0, np.pi / 2, fade, dtype=np.float64)).astype(
+            np.float32
+        )
+    return Audio(out, audio.sample_rate)
 
 
 def stem_windows(plan: TransitionPlan) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -466,13 +569,16 @@ def join_segments(
     *,
     grids: Sequence[BeatGrid] | None = None,
     names: Sequence[str] | None = None,
+    boundaries: Sequence[float] | None = None,
 ) -> JoinResult:
     """The whole chain over a list of segments: beats, target tempo, tempo match, plans, stems of the
     overlap windows only, crossfades, assembly, and the four scores per seam.
 
     Segments are brought to the first one's sample rate and the largest channel count. `grids`
     (one per segment, e.g. from a stored asset) skip beat analysis. With `stem_aware` but no splitter,
-    seams are plain crossfades. Loudness normalisation is not done here.
+    seams are plain crossfades. Loudness normalisation is not done here. `boundaries` (seconds into the
+    track, one per seam) centre each overlap there (`plan_seams`) instead of at the end of the previous
+    segment; the track is not trimmed (`fit_to_length` does that).
     """
     options = options or TransitionOptions()
     thresholds = thresholds or QualityThresholds()
@@ -520,10 +626,7 @@ def join_segments(
         )
     timings["stretch"] = time.perf_counter() - clock
 
-    plans = [
-        plan_transition(aligned[i], aligned_grids[i], aligned[i + 1], aligned_grids[i + 1], options)
-        for i in range(len(aligned) - 1)
-    ]
+    plans = plan_seams(aligned, aligned_grids, options, boundaries)[0] if len(aligned) > 1 else []
     overlaps: list[Audio] = []
     context = round(options.stem_context_seconds * sr)
     for i, plan in enumerate(plans):
