@@ -33,10 +33,10 @@ MAX_SEED = 2**31 - 1
 OUTPUT_FORMATS = ("wav", "flac", "ogg")
 SCENE_CONDITIONING = ("continuation", "independent")
 DEFAULT_CROSSFADE_SECONDS = 2.0
-# The rendered soundtrack is the sum of the (tempo-matched) scene durations minus one crossfade per seam.
-# Beat snapping may start a seam's overlap up to 1.5 s earlier in the previous scene and 1.5 s later in
-# the next (the audio core's beat_search_seconds), so each seam may shorten the track by up to 3 s:
-DURATION_TOLERANCE_PER_SEAM_SECONDS = 3.0
+# The rendered soundtrack lasts exactly the sum of the scene durations (scenes are generated with audio
+# to spare for the crossfades, beat snapping and tempo stretch; the mix trims the end with a short
+# fade-out), to the frame in memory; 50 ms bounds what any output encoding may add or drop.
+DURATION_TOLERANCE_SECONDS = 0.05
 
 _KNOWN_KEYS = {
     "name",
@@ -121,12 +121,13 @@ class SoundtrackRequest:
 
     @property
     def expected_duration(self) -> float:
-        """Sum of scenes minus one crossfade per seam (the overlap is shared by both scenes)."""
-        return self.total_duration - self.crossfade_duration * (len(self.scenes) - 1)
+        """The soundtrack lasts the sum of its scenes: each seam's overlap is centred on the boundary
+        between two scenes (scene k starts mixing in at T_k - crossfade/2), not taken out of the total."""
+        return self.total_duration
 
     @property
     def duration_tolerance(self) -> float:
-        return DURATION_TOLERANCE_PER_SEAM_SECONDS * max(1, len(self.scenes) - 1)
+        return DURATION_TOLERANCE_SECONDS
 
     def scene_prompts(self) -> list[str]:
         """``"{mood}, {base_prompt}"``, or ``"{mood}, {prompt}"`` for a scene with its own prompt."""

@@ -160,6 +160,12 @@ class SegmentGenerator:
         self.load_seconds = 0.0
         self.generated_now: set[tuple[int, int]] = set()
         self.options = transition_options(request, self.settings)
+        from musicgen_pipeline.audio.transition import scene_generation_seconds
+
+        # Each scene is generated longer than its share of the track (half a crossfade per shared seam,
+        # beat-snapping and tempo-stretch slack) so the soundtrack lasts exactly the requested total with
+        # every seam centred on its scene boundary; the mix trims the end.
+        self.seconds = scene_generation_seconds([s.duration for s in request.scenes], self.options)
         self.thresholds = quality_thresholds(self.settings)
         from musicgen_pipeline.models.musicgen import GenerationParams
 
@@ -169,6 +175,7 @@ class SegmentGenerator:
             "budget": self.budget,
             "thresholds": self.thresholds.to_dict(),
             "options": self.options.to_dict(),
+            "generated_seconds": self.seconds,
         }
         model_id = musicgen.resolved(request.model)[0]
         self.melody: Audio | None = None
@@ -194,12 +201,12 @@ class SegmentGenerator:
         length); else one call per distinct duration."""
         from musicgen_pipeline.models.musicgen import WINDOW_SECONDS
 
-        longest = max(self.request.scenes[i].duration for i in scenes)
+        longest = max(self.seconds[i] for i in scenes)
         if batched and longest <= min(WINDOW_SECONDS, self.params.window_seconds):
             return {longest: list(scenes)}
         groups: dict[float, list[int]] = {}
         for i in scenes:
-            groups.setdefault(self.request.scenes[i].duration, []).append(i)
+            groups.setdefault(self.seconds[i], []).append(i)
         return groups
 
     def generate(
@@ -227,8 +234,8 @@ class SegmentGenerator:
                 melody=self.melody,
             )
             for i, result in zip(group, results, strict=True):
-                if self.request.scenes[i].duration < duration:
-                    result = cut_generated(result, self.request.scenes[i].duration, self.model)
+                if self.seconds[i] < duration:
+                    result = cut_generated(result, self.seconds[i], self.model)
                 a = attempt_of[i]
                 wav, codes, meta = _attempt_files(self.state, i, a)
                 write_exact(wav, result.audio)
@@ -371,6 +378,7 @@ def scene_segments(
                 "passed": record.passed,
                 "attempts": entry["attempts"],
                 "duration": audio.duration,
+                "scene_seconds": generator.request.scenes[i].duration,
                 "sample_rate": audio.sample_rate,
                 "seconds": record.seconds,
                 "real_time_factor": rtf,

@@ -2,7 +2,10 @@
 
 Each seam is rendered by `render_transition` (stem-aware crossfade: drums/other/vocals equal-power,
 bass swapped on a beat; or a plain equal-power crossfade), the pieces are joined by `assemble`, each
-seam is scored on the joined track (`score_transition`), and the whole track is loudness-normalised
+seam is scored on the joined track (`score_transition`), the track is cut to exactly the requested total
+(sum of the scene durations; `fit_to_length`, ending in a short fade-out: scenes are generated with
+audio to spare, so the last one always overruns unless tempo stretch ate more than the margin), and the
+whole track is loudness-normalised
 (ITU-R BS.1770, TARGET_LUFS, true peak under TRUE_PEAK_DBTP) and written as
 ``outputs/<partition>/soundtrack.<format>`` (16-bit PCM WAV by default).
 """
@@ -19,7 +22,7 @@ from musicgen_pipeline.assets.partitions import soundtrack_partitions
 from musicgen_pipeline.audio.io import write_audio
 from musicgen_pipeline.audio.loudness import normalize_loudness
 from musicgen_pipeline.audio.metrics import QualityThresholds, score_transition
-from musicgen_pipeline.audio.transition import TransitionPlan, assemble, render_transition
+from musicgen_pipeline.audio.transition import TransitionPlan, assemble, fit_to_length, render_transition
 from musicgen_pipeline.request import parse_request
 from musicgen_pipeline.resources import PartitionFiles
 from musicgen_pipeline.settings import get_settings
@@ -52,6 +55,15 @@ def soundtrack(
         for t, (plan, entry) in enumerate(zip(plans, segment_stems, strict=True))
     ]
     track, seams = assemble(audios, plans, overlaps) if plans else (audios[0], [])
+    joined_seconds = track.duration
+    wanted = round(request.total_duration * track.sample_rate)
+    track = fit_to_length(track, wanted)
+    if track.frames < wanted:
+        context.log.warning(
+            f"soundtrack is {track.duration:.3f} s, {request.total_duration - track.duration:.3f} s short of the "
+            f"requested {request.total_duration:g} s: tempo stretch left the segments shorter than their margin; "
+            f"the duration check reports it"
+        )
     thresholds = QualityThresholds.from_settings(settings)
     sr = track.sample_rate
     transitions = []
@@ -62,6 +74,7 @@ def soundtrack(
             {
                 "index": t,
                 "boundary_time": round((s0 + s1) / 2 / sr, 4),
+                "target_time": entry.get("target_time"),
                 "overlap_start_time": round(s0 / sr, 4),
                 "overlap_seconds": round((s1 - s0) / sr, 4),
                 "bpm_before": round(plan.prev_bpm, 3),
@@ -87,6 +100,7 @@ def soundtrack(
         "duration": normalised.duration,
         "requested_seconds": request.total_duration,
         "expected_seconds": request.expected_duration,
+        "joined_seconds": joined_seconds,
         "sample_rate": sr,
         "channels": normalised.channels,
         "target_bpm": aligned_segments["target_bpm"],
@@ -101,6 +115,7 @@ def soundtrack(
             "duration_seconds": normalised.duration,
             "requested_seconds": request.total_duration,
             "expected_seconds": request.expected_duration,
+            "joined_seconds_before_trim": joined_seconds,
             "target_bpm": aligned_segments["target_bpm"],
             "loudness_lufs": loudness.to_dict()["output_lufs"],
             "true_peak_dbtp": loudness.to_dict()["output_true_peak_dbtp"],

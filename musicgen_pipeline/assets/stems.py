@@ -2,9 +2,14 @@
 
 For each seam the plan (`plan_transition`: overlap on beats of both sides, bass swap on a beat, cut
 points at zero crossings) is made on the tempo-matched audio, because only then are the frames to
-separate known. Each side's window (`stem_windows`) is separated with `stem_context_seconds` of real
-audio around it (Demucs or DSP, STEM_SOURCE) and stored as float WAVs whose sum is exactly the window
-of the audio that is cross-faded. With `stem_aware` off (request or USE_STEM_AWARE_CROSSFADE=false)
+separate known. Seams are planned in order (`plan_seams`) and aimed at the scene boundaries
+T_k = d_0 + ... + d_{k-1}: seam k's overlap is centred on T_k (on the nearest beat within
+beat_search_seconds when beat-aligned), since each scene was generated with audio to spare on both sides.
+Each side's window (`stem_windows`) is separated by the splitter's own exact windowed mode when it has
+one (Demucs: `split_window(samples, rate, start, stop, mode="exact")`, equal to whole-segment
+separation over the window), else with `stem_context_seconds` of real audio around it
+(`audio.stems.split_window`), and stored as float WAVs whose sum is exactly the window of the audio
+that is cross-faded. With `stem_aware` off (request or USE_STEM_AWARE_CROSSFADE=false)
 nothing is separated and the plan has no bass swap.
 """
 
@@ -18,12 +23,22 @@ from musicgen_pipeline.assets.generation import GPU_POOL, GPU_TAGS
 from musicgen_pipeline.assets.media import read_exact, write_exact
 from musicgen_pipeline.assets.partitions import soundtrack_partitions
 from musicgen_pipeline.assets.quality import transition_options
+from musicgen_pipeline.audio.io import Audio
 from musicgen_pipeline.audio.rhythm import BeatGrid
-from musicgen_pipeline.audio.stems import split_window
-from musicgen_pipeline.audio.transition import plan_transition, stem_windows
+from musicgen_pipeline.audio.stems import Stems, StemSplitter, split_window
+from musicgen_pipeline.audio.transition import plan_seams, scene_boundaries, stem_windows
 from musicgen_pipeline.request import parse_request
 from musicgen_pipeline.resources import PartitionFiles, StemSplitterResource
 from musicgen_pipeline.settings import get_settings
+
+
+def separate_window(splitter: StemSplitter, audio: Audio, start: int, stop: int, context: int) -> Stems:
+    """Stems of `audio` frames [start, stop): the splitter's own exact windowed separation when it has
+    one (Demucs), else the generic one (`context` frames of real audio on each side)."""
+    own = getattr(splitter, "split_window", None)
+    if callable(own):
+        return own(audio.samples, audio.sample_rate, start, stop, mode="exact")
+    return split_window(splitter, audio, start, stop, context)
 
 
 @dg.asset(
@@ -55,23 +70,41 @@ def segment_stems(
     out: list[dict[str, Any]] = []
     separated_seconds = 0.0
     rows = []
-    for t in range(len(audios) - 1):
+    boundaries = scene_boundaries([s.duration for s in request.scenes])
+    plans, offsets = plan_seams(audios, grids, options, boundaries) if len(audios) > 1 else ([], [0])
+    for t, plan in enumerate(plans):
         prev, nxt = audios[t], audios[t + 1]
-        plan = plan_transition(prev, grids[t], nxt, grids[t + 1], options)
-        entry: dict[str, Any] = {"index": t, "plan": plan.to_dict(), "prev": {}, "next": {}}
+        sr = plan.sample_rate
+        centre = (offsets[t] + plan.prev_start + plan.overlap_frames / 2) / sr
+        miss = centre - boundaries[t]
+        allowed = options.beat_search_seconds if options.beat_align else 0.005
+        if abs(miss) > allowed + 1.0 / sr:
+            context.log.warning(
+                f"seam {t}: overlap centred at {centre:.3f} s, {miss:+.3f} s from the scene boundary "
+                f"{boundaries[t]:g} s (segment {t} is {prev.duration:.2f} s after tempo matching: too short "
+                f"for its target); the duration check reports the result"
+            )
+        entry: dict[str, Any] = {
+            "index": t,
+            "plan": plan.to_dict(),
+            "prev": {},
+            "next": {},
+            "target_time": boundaries[t],
+            "offset_frames": offsets[t],
+        }
         if splitter is not None:
             folder = files.stems_dir(t)
             for side, audio, (a, b) in (
                 ("prev", prev, stem_windows(plan)[0]),
                 ("next", nxt, stem_windows(plan)[1]),
             ):
-                stems = split_window(splitter, audio, a, b, context_frames)
+                stems = separate_window(splitter, audio, a, b, context_frames)
                 separated_seconds += (b - a) / audio.sample_rate
                 for name, samples in stems.items():
                     path = write_exact(folder / f"{side}_{name}.wav", type(audio)(samples, audio.sample_rate))
                     entry[side][name] = str(path)
         rows.append(
-            f"| {t} | {plan.overlap_seconds:.3f} | {plan.beat_aligned} | "
+            f"| {t} | {boundaries[t]:.3f} | {centre:.3f} | {plan.overlap_seconds:.3f} | {plan.beat_aligned} | "
             f"{'-' if plan.bass_swap is None else f'{plan.bass_swap / plan.sample_rate:.3f}'} | {len(entry['prev'])} |"
         )
         out.append(entry)
@@ -84,8 +117,8 @@ def segment_stems(
             "seconds": elapsed,
             "splitter_load_seconds": load_seconds,
             "plans": dg.MetadataValue.md(
-                "| seam | overlap s | on beats | bass swap s | stems |\n|---|---|---|---|---|\n"
-                + "\n".join(rows)
+                "| seam | scene boundary s | overlap centre s | overlap s | on beats | bass swap s | stems |\n"
+                "|---|---|---|---|---|---|---|\n" + "\n".join(rows)
             ),
         }
     )

@@ -19,10 +19,13 @@ import pytest
 import soundfile as sf
 
 from musicgen_pipeline import resources
+from musicgen_pipeline.assets.quality import transition_options
 from musicgen_pipeline.assets.report import CHECK_DURATION, CHECK_LOOP, CHECK_SEAMS
+from musicgen_pipeline.audio.transition import scene_generation_seconds
 from musicgen_pipeline.definitions import SOUNDTRACK_ASSETS
 from musicgen_pipeline.launch import materialize, register_request, run_progress
 from musicgen_pipeline.request import parse_request
+from musicgen_pipeline.settings import get_settings
 from musicgen_pipeline_tests.pipeline.conftest import make_home, three_scene_request
 
 pytestmark = pytest.mark.slow
@@ -102,20 +105,26 @@ def test_soundtrack_file_and_duration(rendered: dict) -> None:
     assert info.subtype == "PCM_16" and info.samplerate == 32000
     report = json.loads((folder / "transition_report.json").read_text())
     request = rendered["request"]
-    # The documented tolerance: per seam DURATION_TOLERANCE_PER_SEAM_SECONDS around the tempo-matched
-    # scenes minus one crossfade per seam, and tempo matching changes each scene by at most MAX_STRETCH.
+    # The soundtrack lasts exactly the requested total (within one frame), and each seam's overlap is
+    # centred on its scene boundary T_k within the beat-snapping window.
     assert report["duration"]["actual"] == pytest.approx(info.frames / info.samplerate, abs=1e-3)
-    assert (
-        abs(report["duration"]["actual"] - report["duration"]["expected"]) <= report["duration"]["tolerance"]
-    )
-    assert report["duration"]["actual"] <= request.total_duration / (1 - 0.25)
-    assert report["duration"]["actual"] >= (request.total_duration - 2 * 3.0 - 2 * 0.5) * (1 - 0.25)
+    assert info.frames == round(request.total_duration * 32000)
+    assert abs(report["duration"]["actual"] - request.total_duration) <= 1 / 32000
+    assert report["duration"]["expected"] == request.total_duration
+    assert report["duration"]["tolerance"] == pytest.approx(1 / 32000)
+    boundaries = [SCENE_SECONDS, 2 * SCENE_SECONDS]
+    assert len(report["transitions"]) == 2
+    for transition, boundary in zip(report["transitions"], boundaries, strict=True):
+        assert transition["target_time"] == pytest.approx(boundary)
+        assert abs(transition["boundary_time"] - boundary) <= 1.5, transition
+    generated = scene_generation_seconds([SCENE_SECONDS] * 3, transition_options(request, get_settings()))
+    assert generated[0] > SCENE_SECONDS + request.crossfade_duration / 2
     for i in range(3):
         assert (folder / "segments" / f"scene_{i:02d}.wav").exists()
         assert (folder / "aligned" / f"scene_{i:02d}.wav").exists()
         assert (folder / "pictures" / f"scene_{i:02d}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         segment = sf.info(str(folder / "segments" / f"scene_{i:02d}.wav"))
-        assert segment.frames == round(SCENE_SECONDS * 32000)
+        assert segment.frames == round(generated[i] * 32000)
     assert (folder / "pictures" / "soundtrack.png").exists()
     # Stems of both sides of each seam, summing to the cross-faded window.
     assert sorted(p.name for p in (folder / "stems" / "transition_00").iterdir()) == sorted(
