@@ -48,11 +48,16 @@ def test_generate_calls_and_scene_lengths(
     key = register_request(instance, request)
     assert materialize(instance, key, log_level="WARNING").success
     assert len(seen) == calls
+    # Each scene is generated with its share of both crossfades, 1.5 s of beat-snapping slack and (after
+    # the first) 10 % tempo-stretch margin: 1.5+0.15+1.5, (2.5+0.3+1.5)*1.1, (2.0+0.15+1.5)*1.1.
+    generated = [3.15, 4.73, 4.015]
     if conditioning == "independent":
-        assert seen == [(3, 2.5, False)]  # one batched pass at the longest scene, rows cut after
+        assert seen == [(3, 4.73, False)]  # one batched pass at the longest scene, rows cut after
     else:
-        assert seen == [(1, 1.5, False), (1, 2.5, True), (1, 2.0, True)]  # each scene continues the last
-    for i, seconds in enumerate(durations):
+        assert seen == [(1, 3.15, False), (1, 4.73, True), (1, 4.015, True)]  # each continues the last
+    soundtrack = sf.info(str(data_dir / "outputs" / key / "soundtrack.wav"))
+    assert soundtrack.frames == round(sum(durations) * soundtrack.samplerate)
+    for i, seconds in enumerate(generated):
         info = sf.info(str(data_dir / "outputs" / key / "segments" / f"scene_{i:02d}.wav"))
         assert info.frames == round(seconds * info.samplerate)
 
