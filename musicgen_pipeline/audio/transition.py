@@ -288,17 +288,16 @@ def plan_transition(
 # Scenes are generated longer than their share of the track so every seam can sit on its scene boundary:
 # half a crossfade on each shared side, `beat_search_seconds` for beat snapping (nxt's overlap starts on its
 # first beat, prev's on the beat nearest the target), and, for scenes that tempo matching may speed up
-# (all but the first, whose tempo is the track's), STRETCH_MARGIN of their length. 10 % covers speed-ups to
-# 1.11x; the allowed limit is 1.25x, but seams and trimming absorb a small deficit (the next seam clamps,
-# the next scene's slack takes it up), and model time is the cost: the demo (20+25+15 s, 2 s crossfade)
-# generates 22.5 + 31.35 + 19.25 = 73.1 s for 60 s.
-STRETCH_MARGIN = 0.10
+# (all but the first, whose tempo is the track's), a factor 1 + max_stretch: a segment sped up by the
+# largest rate allowed (1.25) still covers its share. A smaller margin was tried: 10 % left the demo's
+# tiny-random scene 2 (sped up 1.185x) short. Model time is the cost: the demo (20+25+15 s, 2 s crossfade)
+# generates 22.5 + 35.625 + 21.875 = 80.0 s for 60 s (scenes that end up slower are trimmed).
 END_FADE_SECONDS = 1.5
 
 
 def scene_generation_seconds(durations: Sequence[float], options: TransitionOptions) -> list[float]:
     """Seconds of audio to generate per scene so that the joined track can last `sum(durations)` with
-    each seam centred on its scene boundary (see STRETCH_MARGIN)."""
+    each seam centred on its scene boundary (see the note above)."""
     out = []
     last = len(durations) - 1
     for k, d in enumerate(durations):
@@ -310,7 +309,7 @@ def scene_generation_seconds(durations: Sequence[float], options: TransitionOpti
         if last > 0 and options.beat_align:
             seconds += options.beat_search_seconds
         if k > 0 and options.tempo_match:
-            seconds *= 1.0 + STRETCH_MARGIN
+            seconds *= 1.0 + options.max_stretch
         out.append(round(seconds, 3))
     return out
 

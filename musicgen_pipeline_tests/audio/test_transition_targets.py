@@ -72,10 +72,15 @@ def test_no_target_keeps_the_tail_behaviour(songs, grids) -> None:
 
 def test_generation_seconds_cover_both_overlaps_and_slack() -> None:
     opts = TransitionOptions(crossfade_seconds=2.0)
-    assert scene_generation_seconds([20, 25, 15], opts) == pytest.approx([22.5, 31.35, 19.25])
+    assert scene_generation_seconds([20, 25, 15], opts) == pytest.approx([22.5, 35.625, 21.875])
     plain = TransitionOptions(crossfade_seconds=2.0, beat_align=False, tempo_match=False)
     assert scene_generation_seconds([20, 25, 15], plain) == pytest.approx([21.0, 27.0, 16.0])
     assert scene_generation_seconds([30], opts) == [30.0]
+    # the stretch margin follows the allowed stretch: a scene sped up by the limit still covers its share
+    tight = TransitionOptions(crossfade_seconds=2.0, max_stretch=0.1)
+    assert scene_generation_seconds([20, 25], tight) == pytest.approx([22.5, (25 + 1.0 + 1.5) * 1.1])
+    need = 25 + 1.0 + 1.5
+    assert scene_generation_seconds([20, 25, 15], opts)[1] / (1 + opts.max_stretch) >= need + 1.0 - 1e-9
     assert scene_boundaries([20, 25, 15]) == [20.0, 45.0]
 
 

@@ -49,12 +49,12 @@ def test_generate_calls_and_scene_lengths(
     assert materialize(instance, key, log_level="WARNING").success
     assert len(seen) == calls
     # Each scene is generated with its share of both crossfades, 1.5 s of beat-snapping slack and (after
-    # the first) 10 % tempo-stretch margin: 1.5+0.15+1.5, (2.5+0.3+1.5)*1.1, (2.0+0.15+1.5)*1.1.
-    generated = [3.15, 4.73, 4.015]
+    # the first) the 25 % tempo-stretch margin: 1.5+0.15+1.5, (2.5+0.3+1.5)*1.25, (2.0+0.15+1.5)*1.25.
+    generated = [3.15, 5.375, 4.562]
     if conditioning == "independent":
-        assert seen == [(3, 4.73, False)]  # one batched pass at the longest scene, rows cut after
+        assert seen == [(3, 5.375, False)]  # one batched pass at the longest scene, rows cut after
     else:
-        assert seen == [(1, 3.15, False), (1, 4.73, True), (1, 4.015, True)]  # each continues the last
+        assert seen == [(1, 3.15, False), (1, 5.375, True), (1, 4.562, True)]  # each continues the last
     soundtrack = sf.info(str(data_dir / "outputs" / key / "soundtrack.wav"))
     assert soundtrack.frames == round(sum(durations) * soundtrack.samplerate)
     for i, seconds in enumerate(generated):
