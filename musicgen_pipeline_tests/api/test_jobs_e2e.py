@@ -54,13 +54,14 @@ def test_known_client_renders_a_two_scene_soundtrack_and_four_stems(
     width, rate, channels, seconds = wav_info(track)
     assert (width, rate) == (2, 32_000)
     # The file is the pipeline's soundtrack: its length is what the transition report says, and that is
-    # the two clips end to end (5.0 + 5.4 s) within one frame, whatever tempo matching did.
+    # the two scenes end to end (the known client sends whole seconds: 5 + 5 s) within one frame,
+    # whatever tempo matching did.
     (report_path,) = (api_base / "data" / "outputs").glob("warm-acoustic-guitar-*/transition_report.json")
     duration = json.loads(report_path.read_text())["duration"]
     assert abs(seconds - duration["actual"]) < 1e-3
     assert abs(duration["actual"] - duration["expected"]) <= duration["tolerance"]
-    assert duration["expected"] == pytest.approx(10.4)
-    assert abs(seconds - 10.4) <= 1 / 32_000
+    assert duration["expected"] == pytest.approx(10.0)
+    assert abs(seconds - 10.0) <= 1 / 32_000
     assert track.name.endswith("_soundtrack.wav") and len(track.name.split("_")[0]) == 8
     statuses = [s for s, _, _ in client.progress_seen]
     assert statuses[-1] == "completed" and set(statuses) <= {"queued", "processing", "completed"}
