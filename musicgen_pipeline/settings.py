@@ -39,7 +39,9 @@ def env_bool(name: str, default: bool) -> bool:
     raise InputError(f"{name}={raw!r} is not a boolean (use true/false, 1/0, yes/no)")
 
 
-def env_float(name: str, default: float, *, minimum: float | None = None, maximum: float | None = None) -> float:
+def env_float(
+    name: str, default: float, *, minimum: float | None = None, maximum: float | None = None
+) -> float:
     raw = _env(name)
     if raw is None:
         return default
@@ -94,6 +96,7 @@ class Settings:
     spectral_flux_max: float  # SPECTRAL_FLUX_MAX
     chroma_correlation_min: float  # CHROMA_CORRELATION_MIN
     energy_ratio_max: float  # ENERGY_RATIO_MAX
+    max_tempo_stretch: float  # MAX_TEMPO_STRETCH: largest tempo change (fraction); generation margin
     use_stem_aware_crossfade: bool  # USE_STEM_AWARE_CROSSFADE
     stem_source: str  # STEM_SOURCE: demucs | dsp
     # --- quality loop ----------------------------------------------------------------------
@@ -114,7 +117,7 @@ class Settings:
     api_total_min_seconds: int  # API_TOTAL_MIN_SECONDS: soundtrack total floor
     api_total_max_seconds: int  # API_TOTAL_MAX_SECONDS: soundtrack total ceiling
     api_url_allowlist: str  # API_URL_ALLOWLIST: hosts/IPs/CIDRs audio_url may reach despite being private
-    api_fetch_timeout_seconds: float  # API_FETCH_TIMEOUT_SECONDS: whole audio_url download, redirects included
+    api_fetch_timeout_seconds: float  # API_FETCH_TIMEOUT_SECONDS: whole audio_url download + redirects
 
     @property
     def inbox_dir(self) -> Path:
@@ -156,6 +159,7 @@ def get_settings() -> Settings:
         spectral_flux_max=env_float("SPECTRAL_FLUX_MAX", 100.0),
         chroma_correlation_min=env_float("CHROMA_CORRELATION_MIN", 0.5),
         energy_ratio_max=env_float("ENERGY_RATIO_MAX", 2.0, minimum=1.0),
+        max_tempo_stretch=env_float("MAX_TEMPO_STRETCH", 0.25, minimum=0.0, maximum=0.5),
         use_stem_aware_crossfade=env_bool("USE_STEM_AWARE_CROSSFADE", True),
         stem_source=stem_source,
         use_quality_loop=env_bool("USE_QUALITY_LOOP", True),

@@ -2,7 +2,7 @@
 (rubberband) when `tempo_match`.
 
 The track tempo is the first scene's (`choose_target_bpm`); a segment whose tempo is more than the
-audio core's MAX_STRETCH away (after octave folding) or has no pulse is left unstretched. Stretching
+`MAX_TEMPO_STRETCH` (default 25 %) away (after octave folding) or has no pulse is left unstretched. Stretching
 changes a segment's length by its rate; the metadata shows each rate and the resulting duration.
 """
 
@@ -18,6 +18,7 @@ from musicgen_pipeline.audio.filters import remove_dc
 from musicgen_pipeline.audio.rhythm import BeatGrid, align_segment, choose_target_bpm
 from musicgen_pipeline.request import parse_request
 from musicgen_pipeline.resources import PartitionFiles
+from musicgen_pipeline.settings import get_settings
 
 
 @dg.asset(
@@ -34,6 +35,7 @@ def aligned_segments(
 ) -> dict[str, Any]:
     request = parse_request(soundtrack_request)
     files = PartitionFiles.for_key(context.partition_key)
+    settings = get_settings()
     start = time.perf_counter()
     grids = [BeatGrid.from_dict(g) for g in beat_grids]
     target = choose_target_bpm(grids) if request.tempo_match else 0.0
@@ -42,7 +44,11 @@ def aligned_segments(
     for segment, grid in zip(scene_segments, grids, strict=True):
         raw = read_exact(segment["path"])
         audio = remove_dc(raw)
-        aligned, aligned_grid = align_segment(audio, grid, target) if target > 0 else (audio, grid)
+        aligned, aligned_grid = (
+            align_segment(audio, grid, target, max_stretch=settings.max_tempo_stretch)
+            if target > 0
+            else (audio, grid)
+        )
         rate = audio.duration / aligned.duration if aligned.duration else 1.0
         path = write_exact(files.aligned_path(segment["index"]), aligned)
         out.append(

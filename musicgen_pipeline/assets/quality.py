@@ -32,6 +32,7 @@ def transition_options(request: SoundtrackRequest, settings: Settings) -> Any:
         beat_align=request.beat_aligned,
         tempo_match=request.tempo_match,
         stem_aware=request.stem_aware and settings.use_stem_aware_crossfade,
+        max_stretch=settings.max_tempo_stretch,
     )
 
 
