@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from musicgen_pipeline.errors import InputError
+from musicgen_pipeline.models.capabilities import supports_melody
+from musicgen_pipeline.settings import get_settings
 
 # --- limits (named so that messages, docs and tests agree) ---------------------------------------
 MIN_SCENE_SECONDS = 1.0
@@ -363,6 +365,20 @@ def parse_request(raw: Any, *, source: str | None = None, name: str | None = Non
             melody = None
         else:
             melody = str(Path(melody).expanduser().resolve())
+    if melody is not None:
+        # Refused here (REST, inbox, render alike) rather than minutes later inside the run.
+        model_id = (
+            model.strip() if isinstance(model, str) and model.strip() else get_settings().musicgen_model
+        )
+        if not supports_melody(model_id):
+            problems.append(
+                Problem(
+                    "melody",
+                    melody,
+                    f"needs a melody model; {model_id!r} has no melody conditioning "
+                    "(facebook/musicgen-melody, or tiny-random-melody offline)",
+                )
+            )
 
     beat_aligned = _bool(raw, "beat_aligned", True, problems)
     tempo_match = _bool(raw, "tempo_match", True, problems)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from musicgen_pipeline.request import (
@@ -94,3 +96,22 @@ def test_bad_json_and_requests_lists() -> None:
     with pytest.raises(RequestError) as info:
         requests_in_document({"requests": [three_scene_request(), {"prompt": ""}]})
     assert [p.field for p in info.value.problems] == ["requests[1].prompt"]
+
+
+def test_melody_needs_a_melody_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from musicgen_pipeline.request import RequestError, parse_request
+
+    tune = tmp_path / "tune.wav"
+    tune.write_bytes(b"RIFF")  # existence is what the request checks; decoding happens in the run
+    raw = {"prompt": "flute", "duration": 5, "melody": str(tune)}
+    assert parse_request({**raw, "model": "tiny-random-melody"}).melody == str(tune.resolve())
+    with pytest.raises(RequestError) as err:
+        parse_request({**raw, "model": "tiny-random"})
+    (problem,) = err.value.problems
+    assert problem.field == "melody" and "tiny-random" in problem.message
+    # without a model of its own the request is checked against MUSICGEN_MODEL
+    monkeypatch.setenv("MUSICGEN_MODEL", "facebook/musicgen-small")
+    with pytest.raises(RequestError, match="melody"):
+        parse_request(raw)
+    monkeypatch.setenv("MUSICGEN_MODEL", "facebook/musicgen-melody")
+    assert parse_request(raw).melody is not None
