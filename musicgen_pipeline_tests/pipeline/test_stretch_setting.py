@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from musicgen_pipeline.assets.quality import transition_options
-from musicgen_pipeline.audio.rhythm import analyze_beats, align_segment
+from musicgen_pipeline.audio.rhythm import align_segment, analyze_beats
 from musicgen_pipeline.audio.synth import synth_song
 from musicgen_pipeline.audio.transition import scene_generation_seconds
 from musicgen_pipeline.request import parse_request
