@@ -20,7 +20,9 @@ REQUEST = {
 
 
 @pytest.mark.parametrize(("value", "factor"), [(None, 1.25), ("0.08", 1.08), ("0", 1.0)])
-def test_margin_follows_the_setting(monkeypatch: pytest.MonkeyPatch, value: str | None, factor: float) -> None:
+def test_margin_follows_the_setting(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, factor: float
+) -> None:
     if value is None:
         monkeypatch.delenv("MAX_TEMPO_STRETCH", raising=False)
     else:
