@@ -264,7 +264,8 @@ class RunProgress:
         return self.steps_done / self.steps_total if self.steps_total else 0.0
 
 
-_STATUS = {
+# Dagster run status -> our run status (also the REST layer's job status source).
+RUN_STATUS = {
     "QUEUED": "queued",
     "NOT_STARTED": "queued",
     "STARTING": "running",
@@ -312,7 +313,7 @@ def run_progress(instance: dg.DagsterInstance, run_id: str) -> RunProgress | Non
             else "the run process exited before the run started (see its log under outputs/<partition>/runs/)",
         )
     key = run.tags.get("dagster/partition")
-    progress = RunProgress(run_id=run_id, status=_STATUS.get(run.status.value, "running"), partition=key)
+    progress = RunProgress(run_id=run_id, status=RUN_STATUS.get(run.status.value, "running"), partition=key)
     progress.dagster_status = run.status.value
     plan = run.step_keys_to_execute
     records = instance.all_logs(run_id)

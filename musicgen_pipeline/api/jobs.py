@@ -64,19 +64,6 @@ def _step_events() -> set[Any]:
             kinds.RUN_FAILURE}  # fmt: skip
 
 
-_RUN_STATUS = {
-    "QUEUED": "queued",
-    "NOT_STARTED": "queued",
-    "STARTING": "running",
-    "MANAGED": "running",
-    "STARTED": "running",
-    "SUCCESS": "succeeded",
-    "FAILURE": "failed",
-    "CANCELING": "running",
-    "CANCELED": "canceled",
-}
-
-
 @dataclass
 class _StepState:
     """What the step events of one live run said so far (read incrementally by cursor)."""
@@ -422,7 +409,7 @@ class Jobs:
             status = run.status.value
             progress = launch.RunProgress(
                 run_id=job_id,
-                status=_RUN_STATUS.get(status, "running"),
+                status=launch.RUN_STATUS.get(status, "running"),
                 partition=run.tags.get("dagster/partition"),
                 steps_total=max(len(state.started), len(state.done)),
                 steps_done=len(state.done),
