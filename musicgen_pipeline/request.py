@@ -403,11 +403,12 @@ def parse_request(raw: Any, *, source: str | None = None, name: str | None = Non
     )
 
 
-def parse_request_text(text: str, *, source: str | None = None, name: str | None = None) -> SoundtrackRequest:
+def load_json_text(text: str, *, source: str | None = None) -> Any:
+    """The JSON document in `text`; an empty or malformed one is a `RequestError` saying where."""
     if not text.strip():
         raise RequestError([Problem("<file>", "", "is empty (expected a JSON request)")], source)
     try:
-        raw = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise RequestError(
             [
@@ -417,7 +418,10 @@ def parse_request_text(text: str, *, source: str | None = None, name: str | None
             ],
             source,
         ) from None
-    return parse_request(raw, source=source, name=name)
+
+
+def parse_request_text(text: str, *, source: str | None = None, name: str | None = None) -> SoundtrackRequest:
+    return parse_request(load_json_text(text, source=source), source=source, name=name)
 
 
 def load_request(path: str | Path) -> SoundtrackRequest:

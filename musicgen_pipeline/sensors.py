@@ -24,7 +24,13 @@ import dagster as dg
 
 from musicgen_pipeline.errors import InputError
 from musicgen_pipeline.launch import CATALOG_JOB, RENDER_JOB, ensure_pools, run_tags, store_request
-from musicgen_pipeline.request import Problem, RequestError, SoundtrackRequest, requests_in_document
+from musicgen_pipeline.request import (
+    Problem,
+    RequestError,
+    SoundtrackRequest,
+    load_json_text,
+    requests_in_document,
+)
 from musicgen_pipeline.settings import get_settings
 
 ACCEPTED = "accepted"
@@ -84,19 +90,7 @@ def read_requests(path: Path) -> list[SoundtrackRequest]:
         raise RequestError(
             [Problem("<file>", path.name, f"is not UTF-8 text ({exc.reason})")], path.name
         ) from None
-    if not text.strip():
-        raise RequestError([Problem("<file>", "", "is empty (expected a JSON request)")], path.name)
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RequestError(
-            [
-                Problem(
-                    "<json>", text[:40], f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-                )
-            ],
-            path.name,
-        ) from None
+    raw = load_json_text(text, source=path.name)
     return requests_in_document(raw, source=path.name, name=path.stem)
 
 
