@@ -31,12 +31,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from musicgen_pipeline.assets.generation import cut_generated, seed_for
 from musicgen_pipeline.assets.quality import judge_seam, quality_thresholds, transition_options
+from musicgen_pipeline.assets.stems import separate_window
+from musicgen_pipeline.audio.filters import remove_dc
 from musicgen_pipeline.audio.io import write_audio
 from musicgen_pipeline.audio.loudness import normalize_loudness
 from musicgen_pipeline.audio.metrics import score_transition
 from musicgen_pipeline.audio.rhythm import align_segment, analyze_beats, choose_target_bpm
-from musicgen_pipeline.audio.stems import split_window
-from musicgen_pipeline.audio.transition import assemble, plan_transition, render_transition, stem_windows
+from musicgen_pipeline.audio.transition import (
+    assemble,
+    fit_to_length,
+    plan_seams,
+    render_transition,
+    scene_boundaries,
+    scene_generation_seconds,
+    stem_windows,
+)
 from musicgen_pipeline.request import SoundtrackRequest, load_request
 from musicgen_pipeline.settings import get_settings
 
@@ -52,24 +61,24 @@ def direct_render(request: SoundtrackRequest, model: object, splitter: object, o
     thresholds = quality_thresholds(settings)
     params = GenerationParams.from_settings(settings)
     prompts = request.scene_prompts()
+    # Scenes are generated longer than their share so the track lasts its total (scene_segments).
+    seconds = scene_generation_seconds([s.duration for s in request.scenes], options)
     segments = []
     previous = None
     if request.scene_conditioning == "independent":
         # What scene_segments does: one batched call at the longest duration (it fits one window),
         # each row cut to its scene's length.
-        longest = max(s.duration for s in request.scenes)
+        longest = max(seconds)
         made = model.generate(
             prompts, longest, seeds=[seed_for(request.seed, i, 0) for i in range(len(prompts))], params=params
         )
-        segments = [
-            cut_generated(m, scene.duration, model) for m, scene in zip(made, request.scenes, strict=True)
-        ]
+        segments = [cut_generated(m, length, model) for m, length in zip(made, seconds, strict=True)]
     else:
-        for i, scene in enumerate(request.scenes):
+        for i in range(len(request.scenes)):
             cont = [previous] if previous is not None else None
             (made,) = model.generate(
                 [prompts[i]],
-                scene.duration,
+                seconds[i],
                 seeds=[seed_for(request.seed, i, 0)],
                 params=params,
                 continue_from=cont,
@@ -81,26 +90,29 @@ def direct_render(request: SoundtrackRequest, model: object, splitter: object, o
         for a, b in itertools.pairwise(audios):
             judge_seam(a, b, options, thresholds)
     grids = [analyze_beats(a) for a in audios]
+    audios = [remove_dc(a) for a in audios]  # aligned_segments
     target = choose_target_bpm(grids) if request.tempo_match else 0.0
     aligned = [
-        align_segment(a, g, target) if target > 0 else (a, g) for a, g in zip(audios, grids, strict=True)
+        align_segment(a, g, target, max_stretch=options.max_stretch) if target > 0 else (a, g)
+        for a, g in zip(audios, grids, strict=True)
     ]
     audios = [a for a, _ in aligned]
     grids = [g for _, g in aligned]
     context = round(options.stem_context_seconds * audios[0].sample_rate)
-    plans, overlaps = [], []
-    for t in range(len(audios) - 1):
-        plan = plan_transition(audios[t], grids[t], audios[t + 1], grids[t + 1], options)
+    boundaries = scene_boundaries([s.duration for s in request.scenes])
+    plans, _ = plan_seams(audios, grids, options, boundaries) if len(audios) > 1 else ([], [0])
+    overlaps = []
+    for t, plan in enumerate(plans):
         prev_stems = next_stems = None
         if options.stem_aware:
             (a0, a1), (b0, b1) = stem_windows(plan)
-            prev_stems = split_window(splitter, audios[t], a0, a1, context)
-            next_stems = split_window(splitter, audios[t + 1], b0, b1, context)
-        plans.append(plan)
+            prev_stems = separate_window(splitter, audios[t], a0, a1, context)
+            next_stems = separate_window(splitter, audios[t + 1], b0, b1, context)
         overlaps.append(render_transition(plan, audios[t], audios[t + 1], prev_stems, next_stems))
     track, seams = assemble(audios, plans, overlaps) if plans else (audios[0], [])
     for s0, s1 in seams:
         score_transition(track, s0, s1, thresholds)
+    track = fit_to_length(track, round(request.total_duration * track.sample_rate))
     normalised, _ = normalize_loudness(track, settings.target_lufs, settings.true_peak_dbtp)
     write_audio(out / f"soundtrack.{request.output_format}", normalised, format=request.output_format)
     return normalised.duration
