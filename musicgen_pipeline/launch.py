@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -222,25 +223,33 @@ def start_run_detached(instance: dg.DagsterInstance, key: str) -> str:
     """
     load_partition_request(key)  # fail here, not in the child, when the partition has no request
     run_id = str(uuid.uuid4())
+    spawn_detached(["musicgen_pipeline.launch", key, run_id], key, run_id)
+    return run_id
+
+
+def spawn_detached(module_args: list[str], key: str, run_id: str, **record: Any) -> int:
+    """Run `python -m <module_args>` for run `run_id` of partition `key` in its own session (it outlives
+    the caller), logging to ``outputs/<key>/runs/<run_id>.log`` and leaving the pending record
+    ``<run_id>.json`` (pid, start time, `record`) that `run_progress` reads until the run exists.
+    A daemon thread reaps the child when it ends, so a long-lived caller (the REST server) keeps no
+    zombies; it never blocks the caller. Returns the child's pid."""
     folder = partition_dir(key) / "runs"
     folder.mkdir(parents=True, exist_ok=True)
-    log = (folder / f"{run_id}.log").open("ab")
     env = dict(os.environ, DAGSTER_HOME=str(dagster_home()))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "musicgen_pipeline.launch", key, run_id],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
-        close_fds=True,
-    )
-    log.close()
-    (folder / f"{run_id}.json").write_text(
-        json.dumps({"run_id": run_id, "partition": key, "pid": proc.pid, "started": time.time()}),
-        encoding="utf-8",
-    )
-    return run_id
+    with (folder / f"{run_id}.log").open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", *module_args],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+    threading.Thread(target=proc.wait, name=f"reap-{run_id[:8]}", daemon=True).start()
+    pending = {"run_id": run_id, "partition": key, "pid": proc.pid, "started": time.time(), **record}
+    (folder / f"{run_id}.json").write_text(json.dumps(pending), encoding="utf-8")
+    return proc.pid
 
 
 @dataclass

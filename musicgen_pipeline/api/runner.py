@@ -10,42 +10,19 @@ outlives a REST process that exits or restarts, and it writes the same pending r
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import threading
-import time
 
-from musicgen_pipeline.launch import dagster_home, get_instance, partition_dir
+from musicgen_pipeline.launch import get_instance, spawn_detached
 
 
 def start_job_detached(job_name: str, key: str, run_id: str, tags: dict[str, str] | None = None) -> str:
     """Start `job_name` for partition `key` as run `run_id` in a detached child; return `run_id`."""
-    folder = partition_dir(key) / "runs"
-    folder.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, DAGSTER_HOME=str(dagster_home()))
-    with (folder / f"{run_id}.log").open("ab") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "musicgen_pipeline.api.runner",
-                job_name,
-                key,
-                run_id,
-                json.dumps(tags or {}),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-            close_fds=True,
-        )
-    # Reap the child when it ends (no zombie in a long-lived REST process); it never blocks the caller.
-    threading.Thread(target=proc.wait, name=f"reap-{run_id[:8]}", daemon=True).start()
-    record = {"run_id": run_id, "partition": key, "pid": proc.pid, "started": time.time(), "job": job_name}
-    (folder / f"{run_id}.json").write_text(json.dumps(record), encoding="utf-8")
+    spawn_detached(
+        ["musicgen_pipeline.api.runner", job_name, key, run_id, json.dumps(tags or {})],
+        key,
+        run_id,
+        job=job_name,
+    )
     return run_id
 
 
