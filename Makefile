@@ -13,7 +13,7 @@ export NUMBA_CACHE_DIR ?= $(HOME)/.cache/musicgen-pipeline/numba
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: install rubberband test lint demo bench clean
+.PHONY: install rubberband chromium test lint demo bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	@touch $@
 
-install: $(VENV)/.installed rubberband
+install: $(VENV)/.installed rubberband chromium
 
 # pyrubberband shells out to the `rubberband` binary (Debian: rubberband-cli).
 rubberband:
@@ -32,6 +32,18 @@ rubberband:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rubberband-cli; \
 	  else \
 	    echo "error: the 'rubberband' binary is missing. Install it as root: apt-get install rubberband-cli (Debian/Ubuntu) or brew install rubberband (macOS)" >&2; \
+	    exit 1; \
+	  fi; }
+
+# The browser tests (musicgen_pipeline_tests/browser) drive the system Chromium through Playwright
+# (`playwright` is in the dev extra; no browser download). Debian/Ubuntu package: chromium.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || [ -n "$$CHROMIUM_PATH" ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (the browser the listening-page tests drive headless)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else \
+	    echo "error: Chromium is missing (the browser tests need it). Install it as root: apt-get install chromium (Debian/Ubuntu), or set CHROMIUM_PATH to a Chromium binary" >&2; \
 	    exit 1; \
 	  fi; }
 

@@ -29,6 +29,7 @@ from musicgen_pipeline.api.fetch import FetchError, UrlPolicy, fetch_to_file
 from musicgen_pipeline.api.files import FileAccessError, media_type, resolve_output_file
 from musicgen_pipeline.api.health import health_report
 from musicgen_pipeline.api.jobs import Jobs, build_request, new_job_id
+from musicgen_pipeline.api.listen import listen_router
 from musicgen_pipeline.api.metrics import ApiMetrics, RequestMetricsMiddleware, summary_json
 from musicgen_pipeline.api.schemas import (
     ApiLimits,
@@ -308,6 +309,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(protected)
     app.include_router(public)
+    app.include_router(listen_router(settings))
 
     @app.exception_handler(FetchError)
     async def fetch_error(_: Request, exc: FetchError) -> JSONResponse:
