@@ -118,6 +118,7 @@ class Settings:
     api_total_max_seconds: int  # API_TOTAL_MAX_SECONDS: soundtrack total ceiling
     api_url_allowlist: str  # API_URL_ALLOWLIST: hosts/IPs/CIDRs audio_url may reach despite being private
     api_fetch_timeout_seconds: float  # API_FETCH_TIMEOUT_SECONDS: whole audio_url download + redirects
+    api_max_audio_seconds: float  # API_MAX_AUDIO_SECONDS: longest uploaded or fetched audio (work bound)
     # --- listening pages -------------------------------------------------------------------
     listen_url: str  # LISTEN_URL: where `serve` is reached from a browser (links in Dagster metadata)
     listen_require_api_key: bool  # LISTEN_REQUIRE_API_KEY: the /listen pages need API_KEY too
@@ -181,6 +182,7 @@ def get_settings() -> Settings:
         api_total_max_seconds=env_int("API_TOTAL_MAX_SECONDS", 1800, minimum=1),
         api_url_allowlist=env_str("API_URL_ALLOWLIST", ""),
         api_fetch_timeout_seconds=env_float("API_FETCH_TIMEOUT_SECONDS", 60.0, minimum=0.1),
+        api_max_audio_seconds=env_float("API_MAX_AUDIO_SECONDS", 1800.0, minimum=1.0),
         listen_url=env_str("LISTEN_URL", "http://127.0.0.1:8000").rstrip("/"),
         listen_require_api_key=env_bool("LISTEN_REQUIRE_API_KEY", False),
     )

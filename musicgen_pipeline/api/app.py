@@ -10,7 +10,6 @@ blocking call (Dagster storage, file checks) runs in a worker thread, so the eve
 # `create_app` from the real annotations.
 
 import asyncio
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -25,6 +24,7 @@ from pydantic import ValidationError
 
 from musicgen_pipeline import __version__
 from musicgen_pipeline.api.auth import KeyCheckedRoute
+from musicgen_pipeline.api.bodies import validation_error
 from musicgen_pipeline.api.fetch import FetchError, UrlPolicy, fetch_to_file
 from musicgen_pipeline.api.files import FileAccessError, media_type, resolve_output_file
 from musicgen_pipeline.api.health import health_report
@@ -177,7 +177,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         os.close(fd)
         tmp = Path(name)
         await fetch_to_file(url, tmp, policy, field=field)
-        stored = await store_download(tmp, uploads, stored_name, field, url)
+        stored = await store_download(tmp, uploads, stored_name, field, url, limits.audio)
         return stored.path
 
     @protected.post(
@@ -218,24 +218,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 raise RequestValidationError(
                     [{"type": "missing", "loc": ("body", "file"), "msg": "Field required", "input": None}]
                 )
-            stored = await store_upload(form.file, jobs.uploads_dir, job_id)
+            stored = await store_upload(form.file, jobs.uploads_dir, job_id, limits.audio)
             input_path = stored.path
         else:
-            raw = await request.body()
-            try:
-                data = json.loads(raw) if raw else None
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise RequestValidationError(
-                    [
-                        {
-                            "type": "json_invalid",
-                            "loc": ("body", getattr(exc, "pos", 0)),
-                            "msg": "JSON decode error",
-                            "input": {},
-                            "ctx": {"error": str(exc)},
-                        }
-                    ]
-                ) from None
+            # Read, limited and parsed by `bodies.guard_json_body` (in the route class) already.
+            data = await request.json() if await request.body() else None
             if data is None:
                 raise RequestValidationError(
                     [{"type": "missing", "loc": ("body", "file"), "msg": "Field required", "input": None}]
@@ -314,6 +301,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(FetchError)
     async def fetch_error(_: Request, exc: FetchError) -> JSONResponse:
         return _detail(exc.status_code, exc.detail)
+
+    app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
 
     @app.exception_handler(InputError)
     async def input_error(_: Request, exc: InputError) -> JSONResponse:

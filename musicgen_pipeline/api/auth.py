@@ -5,7 +5,8 @@ and equal to the key (403 `Invalid API key`). The comparison is constant-time: b
 to fixed-length digests first, so neither the content nor the length of the key leaks through timing.
 
 The check runs in `KeyCheckedRoute` before FastAPI reads or validates the body, so a client without
-the key learns nothing about the body schema and never makes the server spool an upload.
+the key learns nothing about the body schema and never makes the server spool an upload. A JSON body
+is then read and parsed within limits by `bodies.guard_json_body` (hostile JSON is a 4xx, not a 500).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
+
+from musicgen_pipeline.api.bodies import guard_json_body
 
 API_KEY_HEADER = "X-API-Key"
 MISSING_KEY = "Missing X-API-Key header"
@@ -59,6 +62,9 @@ class KeyCheckedRoute(APIRoute):
             if failure is not None:
                 status, detail = failure
                 return JSONResponse({"detail": detail}, status_code=status)
+            refused = await guard_json_body(request)
+            if refused is not None:
+                return refused
             return await handler(request)
 
         return key_checked_handler

@@ -5,7 +5,8 @@ A name is percent-decoded until it stops changing (so `%2e%2e%2f` and `%252e%252
 lie inside `$MUSICGEN_DATA/outputs/`; anything else is 403 `Access denied`. Flat names
 (`<job_id>_soundtrack.wav`, `<job_id>_drums.wav`, ...) map to the files of the job's partition;
 any other audio file name is looked up relative to the outputs folder (requests, logs and
-other non-audio files there are never served).
+other non-audio files there are never served). A name no file can have (a component over 255 bytes)
+or one the filesystem refuses to look up is 404, never a 500.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from urllib.parse import unquote
 ACCESS_DENIED = "Access denied"
 FILE_NOT_FOUND = "File not found"
 _MAX_DECODE_ROUNDS = 8
+_MAX_NAME_BYTES = 255  # NAME_MAX: a longer component names no file (and would be ENAMETOOLONG)
 
 
 class FileAccessError(Exception):
@@ -48,6 +50,8 @@ def resolve_output_file(outputs_dir: Path, filename: str, flat_lookup: Callable[
     name = fully_decoded(filename).replace("\\", "/")
     if "\x00" in name or name.startswith("/") or any(part == ".." for part in name.split("/")):
         raise FileAccessError(403, ACCESS_DENIED)
+    if any(len(part.encode("utf-8", "surrogateescape")) > _MAX_NAME_BYTES for part in name.split("/")):
+        raise FileAccessError(404, FILE_NOT_FOUND)
     root = outputs_dir.resolve()
     candidate = flat_lookup(name) if "/" not in name else None
     if candidate is None:
@@ -62,7 +66,11 @@ def resolve_output_file(outputs_dir: Path, filename: str, flat_lookup: Callable[
         raise FileAccessError(403, ACCESS_DENIED) from None
     if not _inside(resolved, root):
         raise FileAccessError(403, ACCESS_DENIED)
-    if not resolved.is_file():
+    try:
+        found = resolved.is_file()
+    except OSError:  # ENAMETOOLONG, EACCES, ...: nothing the client may read
+        found = False
+    if not found:
         raise FileAccessError(404, FILE_NOT_FOUND)
     return resolved
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from musicgen_pipeline.audio.validation import AudioLimits
 from musicgen_pipeline.settings import Settings
 
 PROMPT_MAX_CHARS = 500
@@ -41,6 +42,7 @@ class ApiLimits:
     total_min_seconds: int
     total_max_seconds: int
     max_upload_bytes: int
+    audio: AudioLimits  # uploaded and fetched audio: rate, channels, duration (API_MAX_AUDIO_SECONDS)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiLimits:
@@ -53,6 +55,7 @@ class ApiLimits:
             total_min_seconds=settings.api_total_min_seconds,
             total_max_seconds=settings.api_total_max_seconds,
             max_upload_bytes=round(settings.max_upload_mb * 1024 * 1024),
+            audio=AudioLimits(max_seconds=settings.api_max_audio_seconds),
         )
 
 

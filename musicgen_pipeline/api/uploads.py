@@ -1,8 +1,10 @@
 """Receiving audio from clients: streamed multipart uploads with a size limit, and the audio check.
 
 An upload is streamed into a temporary file and cut off as soon as the body passes the limit
-(`MAX_UPLOAD_MB`), before any of it is trusted. `store_audio` then checks the bytes are audio that
-libsndfile decodes (not the client's file name or content type) and moves them under
+(`MAX_UPLOAD_MB`), before any of it is trusted. `_store` then checks the bytes with
+`audio.validation.check_audio_file` (decodable by libsndfile whatever the client's file name or content
+type says, sample rate, channels, duration `API_MAX_AUDIO_SECONDS`, header length, finite samples;
+messages name the client's file, never a server path) and moves them under
 `$MUSICGEN_DATA/uploads/` as `<job_id>.<detected format>`: the client never chooses a stored name.
 """
 
@@ -15,12 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
-import soundfile as sf
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
 from musicgen_pipeline.api.fetch import FetchError
+from musicgen_pipeline.audio.validation import DEFAULT_AUDIO_LIMITS, AudioLimits, check_audio_file
+from musicgen_pipeline.errors import InputError
 
 # Room for the multipart framing and the small form fields around the file itself.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
@@ -100,37 +103,23 @@ async def read_multipart(request: Request, max_file_bytes: int) -> MultipartUplo
     return MultipartUpload(upload, fields)
 
 
-def _probe(path: Path, field: str, shown_name: str) -> sf._SoundFileInfo:
-    size = path.stat().st_size
-    if size == 0:
-        raise FetchError(400, f"{field}: {shown_name} is empty (0 bytes)")
+def _store(
+    source: Path, uploads_dir: Path, job_id: str, field: str, shown_name: str, limits: AudioLimits
+) -> StoredAudio:
     try:
-        info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise FetchError(
-            400, f"{field}: {shown_name} is not an audio file libsndfile can decode ({exc})"
-        ) from None
-    if info.frames <= 0 or info.samplerate <= 0:
-        raise FetchError(400, f"{field}: {shown_name} holds no audio samples")
-    if info.channels > 2:
-        raise FetchError(
-            400, f"{field}: {shown_name} has {info.channels} channels; mono or stereo is supported"
-        )
-    return info
-
-
-def _store(source: Path, uploads_dir: Path, job_id: str, field: str, shown_name: str) -> StoredAudio:
-    info = _probe(source, field, shown_name)
+        info = check_audio_file(source, shown_name, limits)
+    except InputError as exc:
+        raise FetchError(400, f"{field}: {exc}") from None
     suffix = _SUFFIXES.get(info.format, info.format.lower() or "audio")
     uploads_dir.mkdir(parents=True, exist_ok=True)
     dest = uploads_dir / f"{job_id}.{suffix}"
     os.replace(source, dest)
-    return StoredAudio(
-        dest, suffix, int(info.samplerate), int(info.channels), float(info.frames) / info.samplerate
-    )
+    return StoredAudio(dest, suffix, info.sample_rate, info.channels, info.duration)
 
 
-async def store_upload(upload: UploadFile, uploads_dir: Path, job_id: str) -> StoredAudio:
+async def store_upload(
+    upload: UploadFile, uploads_dir: Path, job_id: str, limits: AudioLimits = DEFAULT_AUDIO_LIMITS
+) -> StoredAudio:
     """Copy the spooled upload to disk, check it is audio, and keep it as `<job_id>.<format>`."""
     uploads_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".upload-", dir=uploads_dir)
@@ -141,17 +130,24 @@ async def store_upload(upload: UploadFile, uploads_dir: Path, job_id: str) -> St
             while chunk := await upload.read(1024 * 1024):
                 await anyio.to_thread.run_sync(out.write, chunk)
         shown = repr(upload.filename) if upload.filename else "the upload"
-        return await anyio.to_thread.run_sync(_store, tmp, uploads_dir, job_id, "file", shown)
+        return await anyio.to_thread.run_sync(_store, tmp, uploads_dir, job_id, "file", shown, limits)
     finally:
         tmp.unlink(missing_ok=True)
         await upload.close()
 
 
-async def store_download(path: Path, uploads_dir: Path, job_id: str, field: str, url: str) -> StoredAudio:
+async def store_download(
+    path: Path,
+    uploads_dir: Path,
+    job_id: str,
+    field: str,
+    url: str,
+    limits: AudioLimits = DEFAULT_AUDIO_LIMITS,
+) -> StoredAudio:
     """Check a downloaded file is audio and keep it as `<job_id>[-suffix].<format>`."""
     try:
         return await anyio.to_thread.run_sync(
-            _store, path, uploads_dir, job_id, field, f"the file at {url[:200]}"
+            _store, path, uploads_dir, job_id, field, f"the file at {url[:200]}", limits
         )
     finally:
         path.unlink(missing_ok=True)
