@@ -124,7 +124,9 @@ def _parsers(limits: JsonLimits, source: str | None) -> dict[str, Any]:
             )
         value = float(literal)
         if value in (float("inf"), float("-inf")):
-            raise JsonInputError(f"the number {_short(literal)} is out of range (overflows to infinity)", source)
+            raise JsonInputError(
+                f"the number {_short(literal)} is out of range (overflows to infinity)", source
+            )
         return value
 
     return {"parse_constant": constant, "parse_int": integer, "parse_float": real}
@@ -188,7 +190,9 @@ def loads(data: bytes | str, *, source: str | None = None, limits: JsonLimits = 
     return document
 
 
-def read_json_file(path: str | Path, *, source: str | None = None, limits: JsonLimits = DEFAULT_LIMITS) -> Any:
+def read_json_file(
+    path: str | Path, *, source: str | None = None, limits: JsonLimits = DEFAULT_LIMITS
+) -> Any:
     """Read and parse one JSON file, refusing it by size before reading it whole."""
     path = Path(path)
     shown = source if source is not None else str(path)

@@ -74,14 +74,12 @@ def check_audio(audio: Audio, name: str = "audio") -> Audio:
 
 
 def read_audio(path: str | Path, *, sample_rate: int | None = None) -> Audio:
-    """Read any format libsndfile decodes, any rate, mono or stereo; optionally resample."""
+    """Read any format libsndfile decodes, mono or stereo at 8-384 kHz (`validation.AudioLimits`);
+    optionally resample."""
+    from musicgen_pipeline.audio.validation import probe_audio_file
+
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, not an audio file")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: file is empty (0 bytes)")
+    probe_audio_file(path, str(path))  # missing, empty, undecodable, 1 Hz or 8-channel: one line
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:

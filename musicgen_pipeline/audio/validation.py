@@ -56,7 +56,9 @@ class AudioFileInfo:
         return self.frames / self.sample_rate
 
 
-def probe_audio_file(path: str | Path, name: str, limits: AudioLimits = DEFAULT_AUDIO_LIMITS) -> AudioFileInfo:
+def probe_audio_file(
+    path: str | Path, name: str, limits: AudioLimits = DEFAULT_AUDIO_LIMITS
+) -> AudioFileInfo:
     """Header checks only: decodable, not empty, rate, channels and duration within `limits`."""
     path = Path(path)
     try:
@@ -71,10 +73,12 @@ def probe_audio_file(path: str | Path, name: str, limits: AudioLimits = DEFAULT_
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         reason = " ".join(str(getattr(exc, "error_string", "") or "unknown format").split())
-        raise InputError(f"{name}: is not an audio file libsndfile can decode ({reason})") from None
+        raise InputError(
+            f"{name}: not a readable audio file; it is not an audio file libsndfile can decode ({reason})"
+        ) from None
     rate, channels, frames = int(info.samplerate), int(info.channels), int(info.frames)
     if frames <= 0 or rate <= 0 or channels <= 0:
-        raise InputError(f"{name}: holds no audio samples")
+        raise InputError(f"{name}: holds no audio samples (audio is empty)")
     if not limits.min_sample_rate <= rate <= limits.max_sample_rate:
         raise InputError(
             f"{name}: sample rate {rate} Hz is outside {limits.min_sample_rate}-{limits.max_sample_rate} Hz"
@@ -85,11 +89,15 @@ def probe_audio_file(path: str | Path, name: str, limits: AudioLimits = DEFAULT_
         )
     found = AudioFileInfo(str(info.format), rate, channels, frames)
     if limits.max_seconds is not None and found.duration > limits.max_seconds:
-        raise InputError(f"{name}: lasts {found.duration:.1f} s, longer than the limit of {limits.max_seconds:g} s")
+        raise InputError(
+            f"{name}: lasts {found.duration:.1f} s, longer than the limit of {limits.max_seconds:g} s"
+        )
     return found
 
 
-def check_audio_file(path: str | Path, name: str, limits: AudioLimits = DEFAULT_AUDIO_LIMITS) -> AudioFileInfo:
+def check_audio_file(
+    path: str | Path, name: str, limits: AudioLimits = DEFAULT_AUDIO_LIMITS
+) -> AudioFileInfo:
     """`probe_audio_file`, then decode every block: the header's length holds and every sample is finite."""
     info = probe_audio_file(path, name, limits)
     decoded = 0

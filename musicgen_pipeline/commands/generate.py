@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from musicgen_pipeline.audio.io import read_audio, write_audio
+from musicgen_pipeline.audio.atomic_write import check_writable, write_audio_atomic
+from musicgen_pipeline.audio.io import read_audio
 from musicgen_pipeline.errors import InputError
 
 MIN_SECONDS = 1.0
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if suffix not in {"wav", "flac", "ogg"}:
         raise InputError(f"--output {args.output}: format {suffix!r} is not supported (use .wav or .flac)")
     melody = read_audio(args.melody) if args.melody is not None else None
+    check_writable(args.output.with_suffix(f".{suffix}"), f"-o {args.output}")
 
     from musicgen_pipeline.models.musicgen import GenerationParams, get_musicgen
 
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         [prompt], args.duration, seeds=[args.seed], params=GenerationParams.from_settings(), melody=melody,
         progress=progress,
     )[0]  # fmt: skip
-    path = write_audio(args.output, result.audio)
+    path = write_audio_atomic(args.output, result.audio, shown=f"-o {args.output}")
     rtf = result.seconds / max(result.duration, 1e-9)
     print(
         f"{path}  ({result.duration:.2f} s, {result.audio.channels} ch, {result.audio.sample_rate} Hz, "

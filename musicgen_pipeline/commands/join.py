@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from musicgen_pipeline.audio.atomic_write import check_writable, write_audio_atomic
 from musicgen_pipeline.audio.crossfade import CURVES
-from musicgen_pipeline.audio.io import WRITE_FORMATS, read_audio, write_audio
+from musicgen_pipeline.audio.io import WRITE_FORMATS, read_audio
 from musicgen_pipeline.audio.loudness import integrated_loudness, normalize_loudness, true_peak_db
 from musicgen_pipeline.audio.metrics import QualityThresholds
 from musicgen_pipeline.audio.stems import DspStemSplitter, StemSplitter
@@ -127,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--true-peak {ceiling}: must be between -20 and 0 dBTP")
 
     segments = [read_audio(path) for path in args.inputs]
+    check_writable(args.output.with_suffix(f".{suffix}"), f"-o {args.output}")
     options = TransitionOptions(
         crossfade_seconds=args.crossfade,
         beat_align=not args.no_beat_align,
@@ -156,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
             "true_peak_ceiling_dbtp": ceiling,
             **norm.to_dict(),
         }
-    path = write_audio(args.output, audio)
+    path = write_audio_atomic(args.output, audio, shown=f"-o {args.output}")
     report = {"output": str(path), **result.to_dict(), **loudness, "duration": round(audio.duration, 4)}
     print_json(report)
     return 1 if args.strict and not result.passed else 0

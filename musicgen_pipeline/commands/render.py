@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from musicgen_pipeline.errors import InputError
-from musicgen_pipeline.request import load_request
+from musicgen_pipeline.request import SoundtrackRequest, parse_request
+from musicgen_pipeline.safe_json import read_json_file
 
 
 def register(subparsers: Any) -> None:
@@ -92,6 +93,20 @@ def preload_models(request: Any) -> None:
         StemSplitterResource().get()
 
 
+def read_request_file(path: Path) -> SoundtrackRequest:
+    """The request in `path`, read by the one safe JSON reader (size, encoding, depth, numbers, strings):
+    every problem is a one-line `InputError`; the file's stem names a request without ``name``."""
+    if not path.exists():
+        raise InputError(f"{path}: request file not found")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a request file")
+    try:
+        raw = read_json_file(path)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the request file ({exc.strerror or exc})") from None
+    return parse_request(raw, source=str(path), name=path.stem)
+
+
 def run(args: argparse.Namespace) -> int:
     from musicgen_pipeline.launch import (
         get_instance,
@@ -101,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         start_run_detached,
     )
 
-    request = load_request(args.request)
+    request = read_request_file(args.request)
     if args.model:
         from dataclasses import replace
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from musicgen_pipeline.audio.io import read_audio, write_audio
+from musicgen_pipeline.audio.atomic_write import write_audio_atomic
+from musicgen_pipeline.audio.io import read_audio
 from musicgen_pipeline.errors import InputError
 
 
@@ -35,8 +36,11 @@ def run(args: argparse.Namespace) -> int:
 
     separator = get_separator(args.model)
     stems = separator.separate(audio, stems=args.stems)
-    args.output.mkdir(parents=True, exist_ok=True)
+    try:
+        args.output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"-o {args.output}: cannot create the folder ({exc.strerror or exc})") from None
     for name, stem in stems.items():
-        path = write_audio(args.output / f"{args.input.stem}.{name}.{args.format}", stem)
+        path = write_audio_atomic(args.output / f"{args.input.stem}.{name}.{args.format}", stem)
         print(path)
     return 0

@@ -73,8 +73,12 @@ HOSTILE_BODIES = [
     # (path, raw body, status, words the one-line message must hold)
     ("/generate", '{"prompt": "x", "duration": NaN}', 422, "NaN is not a number"),
     ("/generate", '{"prompt": "x", "duration": Infinity}', 422, "Infinity is not a number"),
-    ("/generate/soundtrack", '{"base_prompt": "x", "scenes": [{"duration": 5}], "crossfade_duration": NaN}',
-     422, "NaN is not a number"),  # fmt: skip
+    (
+        "/generate/soundtrack",
+        '{"base_prompt": "x", "scenes": [{"duration": 5}], "crossfade_duration": NaN}',
+        422,
+        "NaN is not a number",
+    ),
     ("/generate", '{"prompt": "x", "duration": 1e999}', 422, "out of range"),
     ("/generate", '{"prompt": "x", "duration": ' + "9" * 5000 + "}", 422, "5000 digits"),
     ("/generate", '{"prompt": "\\ud800 piano", "duration": 10}', 422, "lone UTF-16 surrogate"),
@@ -83,7 +87,7 @@ HOSTILE_BODIES = [
     ("/separate", DEEP, 422, "nested more than"),
     ("/separate", '{"audio_url": "http://x/a.wav", "stems": NaN}', 422, "NaN is not a number"),
     ("/generate/soundtrack", '{"base_prompt": "' + "x" * 20_000 + '", "scenes": []}', 422, "longer than"),
-    ("/generate", b'\xff\xfe{\x00}\x00', 422, "UTF-16"),
+    ("/generate", b"\xff\xfe{\x00}\x00", 422, "UTF-16"),
     ("/generate", '{"prompt": "' + "x" * 2_000_000 + '"}', 413, "larger than the limit"),
 ]
 
