@@ -13,7 +13,7 @@ export NUMBA_CACHE_DIR ?= $(HOME)/.cache/musicgen-pipeline/numba
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: install rubberband chromium test lint demo bench clean
+.PHONY: install rubberband chromium postgres docker-compose test lint demo bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	@touch $@
 
-install: $(VENV)/.installed rubberband chromium
+install: $(VENV)/.installed rubberband chromium postgres docker-compose
 
 # pyrubberband shells out to the `rubberband` binary (Debian: rubberband-cli).
 rubberband:
@@ -44,6 +44,29 @@ chromium:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else \
 	    echo "error: Chromium is missing (the browser tests need it). Install it as root: apt-get install chromium (Debian/Ubuntu), or set CHROMIUM_PATH to a Chromium binary" >&2; \
+	    exit 1; \
+	  fi; }
+
+# The live deployment tests (musicgen_pipeline_tests/deploy) start a throwaway PostgreSQL cluster
+# (initdb on a free port, owned by the `postgres` user when run as root): Debian's postgresql package.
+postgres:
+	@{ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing postgresql (server binaries for the live deployment tests' throwaway cluster)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	  else \
+	    echo "error: PostgreSQL server binaries (initdb, pg_ctl) are missing. Install them as root: apt-get install postgresql (Debian/Ubuntu) or brew install postgresql (macOS)" >&2; \
+	    exit 1; \
+	  fi; }
+
+# `docker-compose config` checks deploy/compose/docker-compose.yml offline (no Docker daemon needed).
+docker-compose:
+	@command -v docker-compose >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing docker-compose (validates deploy/compose/docker-compose.yml offline)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose; \
+	  else \
+	    echo "error: docker-compose is missing. Install it as root: apt-get install docker-compose (Debian/Ubuntu)" >&2; \
 	    exit 1; \
 	  fi; }
 
