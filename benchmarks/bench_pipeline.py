@@ -37,14 +37,14 @@ from musicgen_pipeline.audio.io import write_audio
 from musicgen_pipeline.audio.loudness import normalize_loudness
 from musicgen_pipeline.audio.metrics import score_transition
 from musicgen_pipeline.audio.rhythm import align_segment, analyze_beats, choose_target_bpm
-from musicgen_pipeline.audio.transition import (
+from musicgen_pipeline.audio.seam_plan import stem_windows
+from musicgen_pipeline.audio.seam_render import render_transition
+from musicgen_pipeline.audio.timeline import (
     assemble,
     fit_to_length,
     plan_seams,
-    render_transition,
     scene_boundaries,
     scene_generation_seconds,
-    stem_windows,
 )
 from musicgen_pipeline.request import SoundtrackRequest, load_request
 from musicgen_pipeline.settings import get_settings

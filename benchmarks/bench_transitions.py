@@ -31,19 +31,16 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "musicgen-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from musicgen_pipeline.audio.io import Audio, resample
+from musicgen_pipeline.audio.join import linear_crossfade_join
 from musicgen_pipeline.audio.metrics import score_transition
+from musicgen_pipeline.audio.rhythm import align_segment, analyze_beats
+from musicgen_pipeline.audio.seam_options import TransitionOptions
+from musicgen_pipeline.audio.seam_plan import plan_transition, stem_windows
+from musicgen_pipeline.audio.seam_render import render_transition
 from musicgen_pipeline.audio.stems import DspStemSplitter, StemSplitter, split_window
 from musicgen_pipeline.audio.synth import synth_song
-from musicgen_pipeline.audio.transition import (
-    TransitionOptions,
-    align_segment,
-    analyze_beats,
-    assemble,
-    linear_crossfade_join,
-    plan_transition,
-    render_transition,
-    stem_windows,
-)
+from musicgen_pipeline.audio.timeline import assemble
+from musicgen_pipeline.audio.window import Window
 
 
 def timed(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
@@ -106,7 +103,7 @@ def main() -> int:
     rows.append((f"split ({splitter.name}, overlap windows)", t_split, "split whole segments", t_split_whole))
     sa, sb = stems  # type: ignore[misc]
 
-    def chain_crossfade() -> tuple[Audio, list[tuple[int, int]]]:
+    def chain_crossfade() -> tuple[Audio, list[Window]]:
         p = plan_transition(a, ga, nb, ngb, options)
         return assemble([a, nb], [p], [render_transition(p, a, nb, sa, sb)])
 

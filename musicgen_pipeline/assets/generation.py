@@ -160,7 +160,7 @@ class SegmentGenerator:
         self.load_seconds = 0.0
         self.generated_now: set[tuple[int, int]] = set()
         self.options = transition_options(request, self.settings)
-        from musicgen_pipeline.audio.transition import scene_generation_seconds
+        from musicgen_pipeline.audio.timeline import scene_generation_seconds
 
         # Each scene is generated longer than its share of the track (half a crossfade per shared seam,
         # beat-snapping and tempo-stretch slack) so the soundtrack lasts exactly the requested total with

@@ -19,10 +19,13 @@ from dagster import AssetExecutionContext
 
 from musicgen_pipeline.assets.media import read_exact, save_picture
 from musicgen_pipeline.assets.partitions import soundtrack_partitions
+from musicgen_pipeline.assets.quality import quality_thresholds
 from musicgen_pipeline.audio.io import write_audio
 from musicgen_pipeline.audio.loudness import normalize_loudness
-from musicgen_pipeline.audio.metrics import QualityThresholds, score_transition
-from musicgen_pipeline.audio.transition import TransitionPlan, assemble, fit_to_length, render_transition
+from musicgen_pipeline.audio.metrics import score_transition
+from musicgen_pipeline.audio.seam_plan import TransitionPlan
+from musicgen_pipeline.audio.seam_render import render_transition
+from musicgen_pipeline.audio.timeline import assemble, fit_to_length
 from musicgen_pipeline.request import parse_request
 from musicgen_pipeline.resources import PartitionFiles
 from musicgen_pipeline.settings import get_settings
@@ -64,7 +67,7 @@ def soundtrack(
             f"requested {request.total_duration:g} s: tempo stretch left the segments shorter than their margin; "
             f"the duration check reports it"
         )
-    thresholds = QualityThresholds.from_settings(settings)
+    thresholds = quality_thresholds(settings)
     sr = track.sample_rate
     transitions = []
     for t, ((s0, s1), plan, entry) in enumerate(zip(seams, plans, segment_stems, strict=True)):

@@ -20,12 +20,18 @@ class SeamVerdict:
 
 
 def quality_thresholds(settings: Settings) -> QualityThresholds:
-    return QualityThresholds.from_settings(settings)
+    """The seam thresholds the settings ask for (the audio core takes them as a parameter)."""
+    return QualityThresholds(
+        mfcc_similarity_min=settings.mfcc_similarity_min,
+        spectral_flux_max=settings.spectral_flux_max,
+        chroma_correlation_min=settings.chroma_correlation_min,
+        energy_ratio_max=settings.energy_ratio_max,
+    )
 
 
 def transition_options(request: SoundtrackRequest, settings: Settings) -> Any:
     """The audio core's `TransitionOptions` for this request (per-request switches over the settings)."""
-    from musicgen_pipeline.audio.transition import TransitionOptions
+    from musicgen_pipeline.audio.seam_options import TransitionOptions
 
     return TransitionOptions(
         crossfade_seconds=request.crossfade_duration,
@@ -37,7 +43,7 @@ def transition_options(request: SoundtrackRequest, settings: Settings) -> Any:
 
 
 def judge_seam(previous: Audio, nxt: Audio, options: Any, thresholds: QualityThresholds) -> SeamVerdict:
-    from musicgen_pipeline.audio.transition import score_seam
+    from musicgen_pipeline.audio.join import score_seam
 
     scores = score_seam(previous, nxt, options, thresholds)
     return SeamVerdict(scores.to_dict(), scores.passed, len(scores.failures), float(scores.badness()))

@@ -25,8 +25,9 @@ from musicgen_pipeline.assets.partitions import soundtrack_partitions
 from musicgen_pipeline.assets.quality import transition_options
 from musicgen_pipeline.audio.io import Audio
 from musicgen_pipeline.audio.rhythm import BeatGrid
+from musicgen_pipeline.audio.seam_plan import stem_windows
 from musicgen_pipeline.audio.stems import Stems, StemSplitter, split_window
-from musicgen_pipeline.audio.transition import plan_seams, scene_boundaries, stem_windows
+from musicgen_pipeline.audio.timeline import plan_seams, scene_boundaries
 from musicgen_pipeline.request import parse_request
 from musicgen_pipeline.resources import PartitionFiles, StemSplitterResource
 from musicgen_pipeline.settings import get_settings

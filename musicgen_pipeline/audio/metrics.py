@@ -48,26 +48,14 @@ FLUX_FMIN, FLUX_FMAX = 30.0, 8000.0
 
 @dataclass(frozen=True)
 class QualityThresholds:
-    """Pass/fail limits of the four scores (settings: MFCC_SIMILARITY_MIN, SPECTRAL_FLUX_MAX,
-    CHROMA_CORRELATION_MIN, ENERGY_RATIO_MAX)."""
+    """Pass/fail limits of the four scores. The defaults are the documented ones; an entry point that
+    reads settings (MFCC_SIMILARITY_MIN, SPECTRAL_FLUX_MAX, CHROMA_CORRELATION_MIN, ENERGY_RATIO_MAX)
+    builds its own and passes it down: nothing in `audio/` reads settings."""
 
     mfcc_similarity_min: float = 0.7
     spectral_flux_max: float = 100.0
     chroma_correlation_min: float = 0.5
     energy_ratio_max: float = 2.0
-
-    @classmethod
-    def from_settings(cls, settings: Any | None = None) -> QualityThresholds:
-        if settings is None:
-            from musicgen_pipeline.settings import get_settings
-
-            settings = get_settings()
-        return cls(
-            mfcc_similarity_min=settings.mfcc_similarity_min,
-            spectral_flux_max=settings.spectral_flux_max,
-            chroma_correlation_min=settings.chroma_correlation_min,
-            energy_ratio_max=settings.energy_ratio_max,
-        )
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)

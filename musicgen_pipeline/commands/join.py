@@ -11,13 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from musicgen_pipeline.assets.quality import quality_thresholds
 from musicgen_pipeline.audio.atomic_write import check_writable, write_audio_atomic
 from musicgen_pipeline.audio.crossfade import CURVES
 from musicgen_pipeline.audio.io import WRITE_FORMATS, read_audio
+from musicgen_pipeline.audio.join import join_segments
 from musicgen_pipeline.audio.loudness import integrated_loudness, normalize_loudness, true_peak_db
-from musicgen_pipeline.audio.metrics import QualityThresholds
+from musicgen_pipeline.audio.seam_options import MAX_CROSSFADE_SECONDS, TransitionOptions
 from musicgen_pipeline.audio.stems import DspStemSplitter, StemSplitter
-from musicgen_pipeline.audio.transition import MAX_CROSSFADE_SECONDS, TransitionOptions, join_segments
 from musicgen_pipeline.errors import InputError
 from musicgen_pipeline.settings import get_settings
 
@@ -140,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         segments,
         options,
         splitter=_splitter(args.stems),
-        thresholds=QualityThresholds.from_settings(settings),
+        thresholds=quality_thresholds(settings),
         names=[str(p) for p in args.inputs],
     )
     audio = result.audio

@@ -16,7 +16,6 @@ from musicgen_pipeline.audio.metrics import (
     score_transition,
 )
 from musicgen_pipeline.audio.synth import chord, note_hz, synth_song, tone
-from musicgen_pipeline.settings import get_settings
 
 SR = 32000
 
@@ -134,11 +133,3 @@ def test_scores_pass_and_fail_with_messages() -> None:
     assert bad.badness() > 0
     data = bad.to_dict()
     assert data["passed"] is False and data["thresholds"]["energy_ratio_max"] == 2.0
-
-
-def test_thresholds_come_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MFCC_SIMILARITY_MIN", "0.8")
-    monkeypatch.setenv("ENERGY_RATIO_MAX", "1.5")
-    t = QualityThresholds.from_settings(get_settings())
-    assert t.mfcc_similarity_min == 0.8 and t.energy_ratio_max == 1.5
-    assert t.spectral_flux_max == 100.0 and t.chroma_correlation_min == 0.5

@@ -8,25 +8,16 @@ import numpy as np
 import pytest
 
 from musicgen_pipeline.audio.io import Audio
+from musicgen_pipeline.audio.join import join_segments, linear_crossfade_join, score_seam
+from musicgen_pipeline.audio.join_report import JoinResult
 from musicgen_pipeline.audio.metrics import QualityThresholds, detect_clicks
+from musicgen_pipeline.audio.rhythm import BeatGrid, align_segment, analyze_beats, choose_target_bpm
+from musicgen_pipeline.audio.seam_options import TransitionOptions
+from musicgen_pipeline.audio.seam_plan import TransitionPlan, plan_transition, stem_windows
+from musicgen_pipeline.audio.seam_render import render_transition
 from musicgen_pipeline.audio.stems import DspStemSplitter, split_window
 from musicgen_pipeline.audio.synth import beat_times, synth_song
-from musicgen_pipeline.audio.transition import (
-    BeatGrid,
-    JoinResult,
-    TransitionOptions,
-    TransitionPlan,
-    align_segment,
-    analyze_beats,
-    assemble,
-    choose_target_bpm,
-    join_segments,
-    linear_crossfade_join,
-    plan_transition,
-    render_transition,
-    score_seam,
-    stem_windows,
-)
+from musicgen_pipeline.audio.timeline import assemble
 from musicgen_pipeline.errors import InputError
 
 SR = 32000

@@ -7,17 +7,16 @@ import numpy as np
 import pytest
 
 from musicgen_pipeline.audio.io import Audio
+from musicgen_pipeline.audio.join import join_segments
+from musicgen_pipeline.audio.rhythm import BeatGrid, analyze_beats
+from musicgen_pipeline.audio.seam_options import TransitionOptions
+from musicgen_pipeline.audio.seam_plan import plan_transition
+from musicgen_pipeline.audio.seam_render import render_transition
 from musicgen_pipeline.audio.synth import synth_song
-from musicgen_pipeline.audio.transition import (
-    BeatGrid,
-    TransitionOptions,
-    analyze_beats,
+from musicgen_pipeline.audio.timeline import (
     assemble,
     fit_to_length,
-    join_segments,
     plan_seams,
-    plan_transition,
-    render_transition,
     scene_boundaries,
     scene_generation_seconds,
 )

@@ -21,7 +21,7 @@ import soundfile as sf
 from musicgen_pipeline import resources
 from musicgen_pipeline.assets.quality import transition_options
 from musicgen_pipeline.assets.report import CHECK_DURATION, CHECK_LOOP, CHECK_SEAMS
-from musicgen_pipeline.audio.transition import scene_generation_seconds
+from musicgen_pipeline.audio.timeline import scene_generation_seconds
 from musicgen_pipeline.definitions import SOUNDTRACK_ASSETS
 from musicgen_pipeline.launch import materialize, register_request, run_progress
 from musicgen_pipeline.request import parse_request

@@ -1,0 +1,80 @@
+"""Rendering one seam's overlap: `render_transition(plan, prev, nxt, stems...) -> Audio`.
+
+A stem-aware crossfade (drums/other/vocals cross with the plan's curve, the bass changes sides on a
+beat, band-limited to `BASS_SWAP_CUTOFF_HZ`) when the plan asks for it and stems of both sides are
+given, else a plain crossfade. The output is exactly `plan.overlap_frames` long.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from musicgen_pipeline.audio.crossfade import crossfade, stem_aware_crossfade
+from musicgen_pipeline.audio.io import Audio
+from musicgen_pipeline.audio.seam_plan import TransitionPlan
+from musicgen_pipeline.audio.stems import Stems, with_residual_other
+from musicgen_pipeline.audio.window import Window
+
+
+def _window_stems(stems: Stems, audio: Audio, window: Window, side: str) -> Stems:
+    """Accept stems of the whole segment or of exactly the window; return the window's, summing to the mix."""
+    out: Stems = {}
+    for name, value in stems.items():
+        arr = np.atleast_2d(np.asarray(value, dtype=np.float32))
+        if arr.shape[1] == audio.frames:
+            arr = window.of(arr)
+        elif arr.shape[1] != window.length:
+            raise ValueError(
+                f"{side} stem {name!r} has {arr.shape[1]} frames; expected the segment's {audio.frames} "
+                f"or the window's {window.length}"
+            )
+        if arr.shape[0] != audio.channels:
+            arr = np.repeat(arr.mean(axis=0, keepdims=True), audio.channels, axis=0)
+        out[name] = arr
+    return with_residual_other(out, window.of(audio.samples))
+
+
+BASS_SWAP_CUTOFF_HZ = 300.0
+
+
+def _band_limit_bass(stems: Stems, sample_rate: int) -> Stems:
+    """Only low frequencies change sides at the bass swap: whatever a splitter left above
+    `BASS_SWAP_CUTOFF_HZ` in its bass stem (a weak or random model's hiss, a kick's click) moves to
+    `other`, which crossfades smoothly. The stems still sum to the mix."""
+    if "bass" not in stems or stems["bass"].shape[1] < 32:
+        return stems
+    from scipy import signal
+
+    mix = sum(stems.values())
+    sos = signal.butter(4, BASS_SWAP_CUTOFF_HZ, btype="lowpass", fs=sample_rate, output="sos")
+    pad = min(stems["bass"].shape[1] - 1, 3 * round(sample_rate / BASS_SWAP_CUTOFF_HZ))
+    low = signal.sosfiltfilt(sos, stems["bass"].astype(np.float64), axis=1, padlen=pad)
+    out = dict(stems)
+    out["bass"] = low.astype(np.float32)
+    return with_residual_other(out, mix)
+
+
+def render_transition(
+    plan: TransitionPlan,
+    prev: Audio,
+    nxt: Audio,
+    prev_stems: Stems | None = None,
+    next_stems: Stems | None = None,
+) -> Audio:
+    """The overlap's audio (`plan.overlap_frames` long): a stem-aware crossfade when the plan asks for it
+    and stems of both sides are given (whole-segment stems or the `stem_windows` ones), else a plain
+    crossfade with the plan's curve."""
+    if prev.channels != nxt.channels:
+        raise ValueError(f"channel counts differ: {prev.channels} and {nxt.channels}")
+    a = plan.prev_window.of(prev.samples)
+    b = plan.next_window.of(nxt.samples)
+    if plan.stem_aware and prev_stems is not None and next_stems is not None:
+        sa = _window_stems(prev_stems, prev, plan.prev_window, "previous")
+        sb = _window_stems(next_stems, nxt, plan.next_window, "next")
+        sa = _band_limit_bass(sa, prev.sample_rate)
+        sb = _band_limit_bass(sb, nxt.sample_rate)
+        common = [k for k in sa if k in sb]
+        if common and set(sa) == set(sb):
+            mixed = stem_aware_crossfade(sa, sb, plan.bass_swap, plan.micro_fade_frames, plan.curve)
+            return Audio(mixed, prev.sample_rate)
+    return Audio(crossfade(a, b, plan.curve), prev.sample_rate)
