@@ -28,8 +28,9 @@ from dagster._serdes.config_class import class_from_code_pointer
 from musicgen_pipeline import gpu_runs
 
 ROOT = Path(__file__).resolve().parents[2]
+# The local instance file (the repository root's, or the package's own copy), then the deployments'.
 INSTANCE_FILES = [
-    ROOT / "dagster.yaml",
+    *[p for p in (ROOT / "dagster.yaml", ROOT / "musicgen_pipeline" / "dagster.yaml") if p.exists()],
     ROOT / "deploy" / "dagster.prod.yaml",
     ROOT / "deploy" / "compose" / "dagster.yaml",
 ]
@@ -57,7 +58,7 @@ def test_shipped_instance_file_validates(path: Path, tmp_path: Path) -> None:
     assert validated["concurrency"]["pools"]["default_limit"] >= 1
 
 
-@pytest.mark.parametrize("path", INSTANCE_FILES[1:], ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("path", INSTANCE_FILES[-2:], ids=lambda p: str(p.relative_to(ROOT)))
 def test_production_instance_files_use_postgres_queue_and_gpu_tag_limit(path: Path) -> None:
     config = yaml.safe_load(path.read_text(encoding="utf-8"))
     db = config["storage"]["postgres"]["postgres_db"]
