@@ -108,3 +108,19 @@ def test_gpu_run_tags_are_valid_dagster_k8s_config() -> None:
     assert config.container_config["resources"]["limits"] == {"nvidia.com/gpu": "1"}
     assert config.pod_spec_config["node_selector"] == gpu_runs.GPU_NODE_SELECTOR
     assert config.pod_spec_config["tolerations"] == gpu_runs.GPU_TOLERATIONS
+
+
+def test_instance_classes_import_without_the_model_stack() -> None:
+    """The webserver/daemon image (Dockerfile target `dagster`) installs the package without its
+    dependencies: the classes the instance names must import with Dagster alone."""
+    import subprocess
+
+    code = (
+        "import sys, musicgen_pipeline.gpu_runs, musicgen_pipeline.run_launcher;"
+        "heavy = {'torch', 'numpy', 'librosa', 'transformers', 'soundfile', 'scipy'} & set(sys.modules);"
+        "print(sorted(heavy))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert out.stdout.strip() == "[]"
