@@ -24,7 +24,7 @@ ENV PYTHONUNBUFFERED=1 \
 RUN mkdir -p "$DAGSTER_HOME"
 
 # Webserver + daemon: Dagster, its Postgres and Docker/Kubernetes launchers, and only the dependency-free
-# modules the instance names (musicgen_pipeline.gpu_runs: run coordinator; .run_launcher: run launcher).
+# modules the instance names (musicgen_pipeline.run_coordinator, musicgen_pipeline.run_launcher).
 FROM base AS dagster
 RUN pip install --no-cache-dir dagster==1.13.27 dagster-webserver==1.13.27 dagster-postgres==0.29.27 \
     dagster-docker==0.29.27 dagster-k8s==0.29.27
@@ -32,7 +32,7 @@ WORKDIR /opt/dagster/app
 COPY pyproject.toml README.md ./
 COPY musicgen_pipeline ./musicgen_pipeline
 RUN pip install --no-cache-dir --no-deps . \
-    && python -c "import musicgen_pipeline.gpu_runs, musicgen_pipeline.run_launcher"
+    && python -c "import musicgen_pipeline.run_coordinator, musicgen_pipeline.run_launcher"
 COPY deploy ./deploy
 WORKDIR /opt/dagster/dagster_home
 

@@ -1,4 +1,4 @@
-"""What makes a run a GPU run, on every deployment and whichever way it was started.
+"""What makes a run a GPU run, on every deployment and whichever way it was started (no Dagster import).
 
 Contract:
 - `GPU_POOL` ("gpu") is the concurrency pool of every step that loads a model onto the accelerator
@@ -12,15 +12,11 @@ Contract:
     launchers ignore it. It must be a run (job) tag: `K8sRunLauncher` builds the run pod from its own
     config, the code location's container context and the run's tags; op tags reach a pod only under
     the per-step `k8s_job_executor`, which this project does not use (models load once per run).
-- The jobs that run GPU steps (`render_soundtrack`, `separate_stems`) carry `GPU_RUN_TAGS`, so runs from
+- The jobs that run GPU steps (`render_soundtrack`, `separate_audio`) carry `GPU_RUN_TAGS`, so runs from
   sensors, the schedule, REST, the launchpad and ``render --detach`` have them. Runs the UI starts from
   the asset graph ("Materialize") belong to Dagster's hidden ``__ASSET_JOB`` and carry no job tags:
-  `GpuTaggingRunCoordinator` (a `QueuedRunCoordinator`, named in ``deploy/dagster.prod.yaml`` and the
-  Helm values) adds the missing `GPU_RUN_TAGS` to every submitted run whose plan executes a `gpu`-pool
-  step, before the run is queued, so the tag limit and the launcher see them.
-
-This module imports only dagster (it is loaded by the webserver and the daemon, whose images need not
-hold the project's model stack).
+  `run_coordinator.GpuTaggingRunCoordinator` adds the missing ones (`missing_gpu_tags`) to every
+  submitted run whose plan executes a `gpu`-pool step, before the run is queued.
 """
 
 from __future__ import annotations
@@ -28,8 +24,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
-
-import dagster as dg
 
 GPU_POOL = "gpu"
 GPU_RUN_TAG = "musicgen/gpu"
@@ -56,27 +50,3 @@ GPU_RUN_TAGS: dict[str, str] = {
 def missing_gpu_tags(tags: Mapping[str, str]) -> dict[str, str]:
     """The `GPU_RUN_TAGS` a run with these tags lacks (a tag already set is left as it is)."""
     return {key: value for key, value in GPU_RUN_TAGS.items() if key not in tags}
-
-
-def runs_gpu_steps(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
-    """True when the run's execution plan executes at least one step of the `gpu` pool."""
-    if not run.execution_plan_snapshot_id:
-        return False
-    plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
-    selected = set(run.step_keys_to_execute) if run.step_keys_to_execute else None
-    return any(step.pool == GPU_POOL and (selected is None or step.key in selected) for step in plan.steps)
-
-
-class GpuTaggingRunCoordinator(dg.QueuedRunCoordinator):
-    """The queued run coordinator, plus: a submitted run that executes `gpu`-pool steps gets the
-    `GPU_RUN_TAGS` it lacks before it is queued. Same config as `QueuedRunCoordinator`."""
-
-    def submit_run(self, context: dg.SubmitRunContext) -> dg.DagsterRun:
-        run = context.dagster_run
-        missing = missing_gpu_tags(run.tags)
-        if missing and runs_gpu_steps(self._instance, run):
-            self._instance.add_run_tags(run.run_id, missing)
-            reloaded = self._instance.get_run_by_id(run.run_id)
-            if reloaded is not None:
-                context = dg.SubmitRunContext(reloaded, context.workspace)
-        return super().submit_run(context)

@@ -16,7 +16,7 @@ from musicgen_pipeline import gpu_runs
 
 COORDINATOR = {
     "run_coordinator": {
-        "module": "musicgen_pipeline.gpu_runs",
+        "module": "musicgen_pipeline.run_coordinator",
         "class": "GpuTaggingRunCoordinator",
         "config": {"dequeue_interval_seconds": 2},
     }
@@ -116,7 +116,7 @@ def test_instance_classes_import_without_the_model_stack() -> None:
     import subprocess
 
     code = (
-        "import sys, musicgen_pipeline.gpu_runs, musicgen_pipeline.run_launcher;"
+        "import sys, musicgen_pipeline.run_coordinator, musicgen_pipeline.run_launcher;"
         "heavy = {'torch', 'numpy', 'librosa', 'transformers', 'soundfile', 'scipy'} & set(sys.modules);"
         "print(sorted(heavy))"
     )

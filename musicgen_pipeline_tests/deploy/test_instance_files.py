@@ -25,7 +25,7 @@ from dagster._core.errors import DagsterInvalidConfigError
 from dagster._core.instance.config import dagster_instance_config
 from dagster._serdes.config_class import class_from_code_pointer
 
-from musicgen_pipeline import gpu_runs
+from musicgen_pipeline import gpu_runs, run_coordinator
 
 ROOT = Path(__file__).resolve().parents[2]
 # The local instance file (the repository root's, or the package's own copy), then the deployments'.
@@ -159,7 +159,7 @@ def test_gpu_tagging_coordinator_loads_from_the_prod_file(tmp_path: Path) -> Non
     config.pop("storage")  # SQLite here; the live topology test runs the Postgres block
     (home / "dagster.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        assert isinstance(instance.run_coordinator, gpu_runs.GpuTaggingRunCoordinator)
+        assert isinstance(instance.run_coordinator, run_coordinator.GpuTaggingRunCoordinator)
         queue = instance.get_concurrency_config().run_queue_config
         assert queue is not None
         assert queue.max_concurrent_runs == 4
