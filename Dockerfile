@@ -45,7 +45,7 @@ RUN pip install --no-cache-dir "${TORCH_SPEC}" --index-url "${TORCH_INDEX}"
 COPY pyproject.toml README.md ./
 COPY musicgen_pipeline ./musicgen_pipeline
 RUN pip install --no-cache-dir ".[postgres,k8s,docker]"
-COPY workspace.yaml dagster.yaml ./
+COPY workspace.yaml ./
 COPY deploy ./deploy
 COPY examples ./examples
 COPY deploy/dagster-dev-demo /usr/local/bin/dagster-dev-demo

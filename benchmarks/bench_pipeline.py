@@ -29,9 +29,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "musicgen-pipeline" / "numba"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from musicgen_pipeline.assets.generation import cut_generated, seed_for
-from musicgen_pipeline.assets.quality import judge_seam, quality_thresholds, transition_options
-from musicgen_pipeline.assets.stems import separate_window
 from musicgen_pipeline.audio.filters import remove_dc
 from musicgen_pipeline.audio.io import write_audio
 from musicgen_pipeline.audio.loudness import normalize_loudness
@@ -46,6 +43,9 @@ from musicgen_pipeline.audio.timeline import (
     scene_boundaries,
     scene_generation_seconds,
 )
+from musicgen_pipeline.defs.assets.scene_segments import cut_generated, seed_for
+from musicgen_pipeline.defs.assets.segment_stems import separate_window
+from musicgen_pipeline.quality import judge_seam, quality_thresholds, transition_options
 from musicgen_pipeline.request import SoundtrackRequest, load_request
 from musicgen_pipeline.settings import get_settings
 
@@ -119,11 +119,14 @@ def direct_render(request: SoundtrackRequest, model: object, splitter: object, o
 
 
 def dagster_render(request: SoundtrackRequest, instance: object, root: Path) -> float:
-    from musicgen_pipeline.launch import materialize, register_request
+    from musicgen_pipeline.instance import register_request
+    from musicgen_pipeline.launch import materialize
+    from musicgen_pipeline.partition_store import PartitionStore
 
     os.environ["MUSICGEN_DATA"] = str(root)
-    key = register_request(instance, request)
-    result = materialize(instance, key, log_level="ERROR")
+    store = PartitionStore.for_data_dir(root)
+    key = register_request(instance, store, request)
+    result = materialize(instance, store, key, log_level="ERROR")
     if not result.success:
         raise SystemExit(f"dagster render failed (run {result.run_id})")
     summary = json.loads((root / "outputs" / key / "summary.json").read_text())
@@ -144,12 +147,13 @@ def main() -> int:
     os.environ["DAGSTER_HOME"] = str(tmp / "dagster_home")
     os.environ["MUSICGEN_DATA"] = str(tmp / "warm")
 
-    from musicgen_pipeline.launch import get_instance
+    from musicgen_pipeline.instance import get_instance
     from musicgen_pipeline.resources import MusicGenResource, StemSplitterResource
 
-    instance = get_instance()
-    model, load_s = MusicGenResource().get(args.model)  # the same cached objects the assets use
-    splitter, split_load_s = StemSplitterResource().get()
+    settings = get_settings()
+    instance = get_instance(settings.data_dir)
+    model, load_s = MusicGenResource().get(settings, args.model)  # the same cached objects the assets use
+    splitter, split_load_s = StemSplitterResource().get(settings)
     print(
         f"models loaded once (not timed): MusicGen {args.model} {load_s:.1f} s, stems {splitter.name} {split_load_s:.1f} s"
     )

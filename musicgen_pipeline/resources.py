@@ -1,4 +1,12 @@
-"""Dagster resources: the models (loaded once per process, lazily) and the output folder layout.
+"""Dagster resources: the run's configuration (`SettingsResource`) and the models (loaded once per
+process, lazily).
+
+`SettingsResource` is the one place a run reads its configuration: when the run's resources are set
+up it resolves the settings (environment, see `settings.py`) once, with any field set in the run
+config (the UI's launchpad shows them all) taking precedence over the environment; assets, sensors
+and the schedule receive `settings.resolved` and pass values down. Every field defaults to None,
+which means "from the environment variable named in its description"; a deployment may also set a
+field to ``dg.EnvVar("NAME")`` or a literal.
 
 Models are cached at module level keyed by (model id, device, dtype), so every step and every
 partition executed in one process share one loaded model; `load_counts()` says how many times each
@@ -8,18 +16,18 @@ happen on first use, so importing the code location (webserver, sensors) never i
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from pydantic import Field, PrivateAttr
 
 from musicgen_pipeline.audio.stems import StemSplitter
-from musicgen_pipeline.request import check_partition_key
-from musicgen_pipeline.settings import get_settings
+from musicgen_pipeline.partition_store import PartitionStore
+from musicgen_pipeline.settings import ENV_NAMES, Settings, get_settings
 
 _LOCK = threading.Lock()
 _MODELS: dict[tuple[str, str, str, str], Any] = {}
@@ -51,10 +59,75 @@ def _cached(kind: str, model_id: str, device: str, dtype: str, load: Any) -> tup
         return _MODELS[key], _LOAD_SECONDS[key]
 
 
+def _field(name: str) -> Any:
+    return Field(default=None, description=f"{ENV_NAMES[name]} (None: from the environment)")
+
+
+class SettingsResource(dg.ConfigurableResource):
+    """The run's configuration, resolved once per run (at resource set-up) and passed down as values."""
+
+    data_dir: str | None = _field("data_dir")
+    musicgen_model: str | None = _field("musicgen_model")
+    demucs_model: str | None = _field("demucs_model")
+    device: str | None = _field("device")
+    dtype: str | None = _field("dtype")
+    top_k: int | None = _field("top_k")
+    top_p: float | None = _field("top_p")
+    temperature: float | None = _field("temperature")
+    guidance_scale: float | None = _field("guidance_scale")
+    context_seconds: float | None = _field("context_seconds")
+    target_lufs: float | None = _field("target_lufs")
+    true_peak_dbtp: float | None = _field("true_peak_dbtp")
+    demucs_segment: float | None = _field("demucs_segment")
+    demucs_overlap: float | None = _field("demucs_overlap")
+    demucs_shifts: int | None = _field("demucs_shifts")
+    mfcc_similarity_min: float | None = _field("mfcc_similarity_min")
+    spectral_flux_max: float | None = _field("spectral_flux_max")
+    chroma_correlation_min: float | None = _field("chroma_correlation_min")
+    energy_ratio_max: float | None = _field("energy_ratio_max")
+    max_tempo_stretch: float | None = _field("max_tempo_stretch")
+    use_stem_aware_crossfade: bool | None = _field("use_stem_aware_crossfade")
+    stem_source: str | None = _field("stem_source")
+    use_quality_loop: bool | None = _field("use_quality_loop")
+    max_regen_attempts: int | None = _field("max_regen_attempts")
+    sensor_max_batch: int | None = _field("sensor_max_batch")
+    sensor_settle_seconds: float | None = _field("sensor_settle_seconds")
+
+    _resolved: Settings | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._resolved = self.resolve()
+
+    def resolve(self) -> Settings:
+        """The environment's settings with this resource's set fields on top (validated alike)."""
+        environ = dict(os.environ)
+        for name, env_name in ENV_NAMES.items():
+            value = getattr(self, name, None)
+            if value is not None:
+                environ[env_name] = str(value).lower() if isinstance(value, bool) else str(value)
+        return get_settings(environ)
+
+    @property
+    def resolved(self) -> Settings:
+        """The settings of this run (resolved at set-up; resolved now outside a run)."""
+        if self._resolved is None:
+            self._resolved = self.resolve()
+        return self._resolved
+
+    @property
+    def store(self) -> PartitionStore:
+        return PartitionStore(self.resolved.outputs_dir)
+
+
+def catalog_cron() -> str:
+    """The schedule's cron, needed when the code location loads (before any run or resource exists)."""
+    return get_settings().catalog_cron
+
+
 class MusicGenResource(dg.ConfigurableResource):
     """MusicGen, loaded on first use and shared by every step of the process.
 
-    Empty fields fall back to the settings (MUSICGEN_MODEL, MUSICGEN_DEVICE, MUSICGEN_DTYPE); a
+    Empty fields fall back to the run's settings (MUSICGEN_MODEL, MUSICGEN_DEVICE, MUSICGEN_DTYPE); a
     request's ``model`` overrides the model id for that request.
     """
 
@@ -62,41 +135,38 @@ class MusicGenResource(dg.ConfigurableResource):
     device: str = ""
     dtype: str = ""
 
-    def resolved(self, model_id: str | None = None) -> tuple[str, str, str]:
-        settings = get_settings()
+    def resolved(self, settings: Settings, model_id: str | None = None) -> tuple[str, str, str]:
         return (
             model_id or self.model_id or settings.musicgen_model,
             self.device or settings.device,
             self.dtype or settings.dtype,
         )
 
-    def get(self, model_id: str | None = None) -> tuple[Any, float]:
+    def get(self, settings: Settings, model_id: str | None = None) -> tuple[Any, float]:
         """(model, seconds its load took). The load happens once per (model, device, dtype) per process."""
         from musicgen_pipeline.models.musicgen import get_musicgen
 
-        mid, device, dtype = self.resolved(model_id)
+        mid, device, dtype = self.resolved(settings, model_id)
         return _cached("musicgen", mid, device, dtype, lambda: get_musicgen(mid, device=device, dtype=dtype))
 
 
 class StemSplitterResource(dg.ConfigurableResource):
     """The stem splitter used at transitions: Demucs (``STEM_SOURCE=demucs``) or the DSP splitter.
 
-    Empty fields fall back to STEM_SOURCE and DEMUCS_MODEL.
+    Empty fields fall back to the run's settings (STEM_SOURCE, DEMUCS_MODEL).
     """
 
     source: str = ""
     demucs_model: str = ""
 
-    def resolved(self) -> tuple[str, str]:
-        settings = get_settings()
+    def resolved(self, settings: Settings) -> tuple[str, str]:
         return (self.source or settings.stem_source).lower(), self.demucs_model or settings.demucs_model
 
-    @property
-    def uses_gpu(self) -> bool:
-        return self.resolved()[0] == "demucs"
+    def uses_gpu(self, settings: Settings) -> bool:
+        return self.resolved(settings)[0] == "demucs"
 
-    def get(self) -> tuple[StemSplitter, float]:
-        source, model = self.resolved()
+    def get(self, settings: Settings) -> tuple[StemSplitter, float]:
+        source, model = self.resolved(settings)
         if source == "dsp":
             from musicgen_pipeline.audio.stems import DspStemSplitter
 
@@ -104,49 +174,3 @@ class StemSplitterResource(dg.ConfigurableResource):
         from musicgen_pipeline.models.demucs import get_separator
 
         return _cached("demucs", model, "auto", "auto", lambda: get_separator(model))
-
-
-@dataclass(frozen=True)
-class PartitionFiles:
-    """Where a partition's files live: ``$MUSICGEN_DATA/outputs/<partition>/``."""
-
-    root: Path
-
-    @classmethod
-    def for_key(cls, key: str, outputs_dir: Path | None = None) -> PartitionFiles:
-        base = outputs_dir or get_settings().outputs_dir
-        return cls(base / check_partition_key(key))
-
-    def ensure(self, *parts: str) -> Path:
-        path = self.root.joinpath(*parts)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    @property
-    def request(self) -> Path:
-        return self.root / "request.json"
-
-    @property
-    def summary(self) -> Path:
-        return self.root / "summary.json"
-
-    def segment_path(self, index: int) -> Path:
-        return self.ensure("segments") / f"scene_{index:02d}.wav"
-
-    def aligned_path(self, index: int) -> Path:
-        return self.ensure("aligned") / f"scene_{index:02d}.wav"
-
-    def stems_dir(self, transition: int) -> Path:
-        return self.ensure("stems", f"transition_{transition:02d}")
-
-    def grids_path(self) -> Path:
-        return self.ensure("analysis") / "beat_grids.json"
-
-    def pictures_dir(self) -> Path:
-        return self.ensure("pictures")
-
-    def soundtrack_path(self, fmt: str) -> Path:
-        return self.root / f"soundtrack.{fmt}"
-
-    def report_path(self) -> Path:
-        return self.root / "transition_report.json"

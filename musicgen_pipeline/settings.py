@@ -1,13 +1,16 @@
 """Every environment variable the project reads, with its default, in one place.
 
 `get_settings()` reads the environment each time it is called (cheap), so tests and the sensor see
-changes without restarting. A bad value is an `InputError` naming the variable, the value and what
+changes without restarting. It is called only at the entry points: CLI commands, the REST app and the
+configuration resource of a Dagster run (`resources.SettingsResource`), which resolves it once per run
+and passes the values down; `audio/` and `models/` never read it. A bad value is an `InputError` naming the variable, the value and what
 it must be. Pure Python: importable from every layer.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -17,19 +20,19 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def _env(name: str) -> str | None:
-    value = os.environ.get(name)
+def _env(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    value = (os.environ if environ is None else environ).get(name)
     if value is None or value.strip() == "":
         return None
     return value.strip()
 
 
-def env_str(name: str, default: str) -> str:
-    return _env(name) or default
+def env_str(name: str, default: str, environ: Mapping[str, str] | None = None) -> str:
+    return _env(name, environ) or default
 
 
-def env_bool(name: str, default: bool) -> bool:
-    raw = _env(name)
+def env_bool(name: str, default: bool, environ: Mapping[str, str] | None = None) -> bool:
+    raw = _env(name, environ)
     if raw is None:
         return default
     if raw.lower() in _TRUE:
@@ -40,9 +43,14 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 def env_float(
-    name: str, default: float, *, minimum: float | None = None, maximum: float | None = None
+    name: str,
+    default: float,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> float:
-    raw = _env(name)
+    raw = _env(name, environ)
     if raw is None:
         return default
     try:
@@ -56,8 +64,15 @@ def env_float(
     return value
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
-    raw = _env(name)
+def env_int(
+    name: str,
+    default: int,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    raw = _env(name, environ)
     if raw is None:
         return default
     try:
@@ -139,50 +154,90 @@ class Settings:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def get_settings() -> Settings:
-    stem_source = env_str("STEM_SOURCE", "demucs").lower()
+# Settings field -> the environment variable it is read from (the configuration resource overrides by it).
+ENV_NAMES: dict[str, str] = {
+    "data_dir": "MUSICGEN_DATA",
+    "musicgen_model": "MUSICGEN_MODEL",
+    "demucs_model": "DEMUCS_MODEL",
+    "device": "MUSICGEN_DEVICE",
+    "dtype": "MUSICGEN_DTYPE",
+    "top_k": "MUSICGEN_TOP_K",
+    "top_p": "MUSICGEN_TOP_P",
+    "temperature": "MUSICGEN_TEMPERATURE",
+    "guidance_scale": "MUSICGEN_GUIDANCE_SCALE",
+    "context_seconds": "MUSICGEN_CONTEXT_SECONDS",
+    "target_lufs": "TARGET_LUFS",
+    "true_peak_dbtp": "TRUE_PEAK_DBTP",
+    "demucs_segment": "DEMUCS_SEGMENT",
+    "demucs_overlap": "DEMUCS_OVERLAP",
+    "demucs_shifts": "DEMUCS_SHIFTS",
+    "mfcc_similarity_min": "MFCC_SIMILARITY_MIN",
+    "spectral_flux_max": "SPECTRAL_FLUX_MAX",
+    "chroma_correlation_min": "CHROMA_CORRELATION_MIN",
+    "energy_ratio_max": "ENERGY_RATIO_MAX",
+    "max_tempo_stretch": "MAX_TEMPO_STRETCH",
+    "use_stem_aware_crossfade": "USE_STEM_AWARE_CROSSFADE",
+    "stem_source": "STEM_SOURCE",
+    "use_quality_loop": "USE_QUALITY_LOOP",
+    "max_regen_attempts": "MAX_REGEN_ATTEMPTS",
+    "sensor_max_batch": "SENSOR_MAX_BATCH",
+    "sensor_settle_seconds": "SENSOR_SETTLE_SECONDS",
+    "catalog_cron": "CATALOG_CRON",
+}
+
+
+def get_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings read from `environ` (default: this process's environment), validated.
+
+    Call it only at entry points (CLI commands, the REST app, the configuration resource of a run);
+    everything below them receives the values.
+    """
+    from musicgen_pipeline.audio.rhythm import MAX_STRETCH  # the audio core's default, written once
+
+    e = os.environ if environ is None else environ
+    stem_source = env_str("STEM_SOURCE", "demucs", e).lower()
     if stem_source not in {"demucs", "dsp"}:
         raise InputError(f"STEM_SOURCE={stem_source!r} must be 'demucs' or 'dsp'")
     return Settings(
-        data_dir=Path(env_str("MUSICGEN_DATA", str(Path.cwd() / "data"))).expanduser().resolve(),
-        musicgen_model=env_str("MUSICGEN_MODEL", "facebook/musicgen-small"),
-        demucs_model=env_str("DEMUCS_MODEL", "htdemucs"),
-        device=env_str("MUSICGEN_DEVICE", "auto").lower(),
-        dtype=env_str("MUSICGEN_DTYPE", "auto").lower(),
-        top_k=env_int("MUSICGEN_TOP_K", 250, minimum=0),
-        top_p=env_float("MUSICGEN_TOP_P", 0.0, minimum=0.0, maximum=1.0),
-        temperature=env_float("MUSICGEN_TEMPERATURE", 1.0, minimum=1e-3, maximum=10.0),
-        guidance_scale=env_float("MUSICGEN_GUIDANCE_SCALE", 3.0, minimum=0.0, maximum=20.0),
-        context_seconds=env_float("MUSICGEN_CONTEXT_SECONDS", 10.0, minimum=1.0, maximum=25.0),
-        target_lufs=env_float("TARGET_LUFS", -14.0, minimum=-70.0, maximum=0.0),
-        true_peak_dbtp=env_float("TRUE_PEAK_DBTP", -1.0, minimum=-20.0, maximum=0.0),
-        demucs_segment=env_float("DEMUCS_SEGMENT", 0.0, minimum=0.0, maximum=60.0),
-        demucs_overlap=env_float("DEMUCS_OVERLAP", 0.25, minimum=0.0, maximum=0.9),
-        demucs_shifts=env_int("DEMUCS_SHIFTS", 0, minimum=0, maximum=20),
-        mfcc_similarity_min=env_float("MFCC_SIMILARITY_MIN", 0.7),
-        spectral_flux_max=env_float("SPECTRAL_FLUX_MAX", 100.0),
-        chroma_correlation_min=env_float("CHROMA_CORRELATION_MIN", 0.5),
-        energy_ratio_max=env_float("ENERGY_RATIO_MAX", 2.0, minimum=1.0),
-        max_tempo_stretch=env_float("MAX_TEMPO_STRETCH", 0.25, minimum=0.0, maximum=0.5),
-        use_stem_aware_crossfade=env_bool("USE_STEM_AWARE_CROSSFADE", True),
+        data_dir=Path(env_str("MUSICGEN_DATA", str(Path.cwd() / "data"), e)).expanduser().resolve(),
+        musicgen_model=env_str("MUSICGEN_MODEL", "facebook/musicgen-small", e),
+        demucs_model=env_str("DEMUCS_MODEL", "htdemucs", e),
+        device=env_str("MUSICGEN_DEVICE", "auto", e).lower(),
+        dtype=env_str("MUSICGEN_DTYPE", "auto", e).lower(),
+        top_k=env_int("MUSICGEN_TOP_K", 250, minimum=0, environ=e),
+        top_p=env_float("MUSICGEN_TOP_P", 0.0, minimum=0.0, maximum=1.0, environ=e),
+        temperature=env_float("MUSICGEN_TEMPERATURE", 1.0, minimum=1e-3, maximum=10.0, environ=e),
+        guidance_scale=env_float("MUSICGEN_GUIDANCE_SCALE", 3.0, minimum=0.0, maximum=20.0, environ=e),
+        context_seconds=env_float("MUSICGEN_CONTEXT_SECONDS", 10.0, minimum=1.0, maximum=25.0, environ=e),
+        target_lufs=env_float("TARGET_LUFS", -14.0, minimum=-70.0, maximum=0.0, environ=e),
+        true_peak_dbtp=env_float("TRUE_PEAK_DBTP", -1.0, minimum=-20.0, maximum=0.0, environ=e),
+        demucs_segment=env_float("DEMUCS_SEGMENT", 0.0, minimum=0.0, maximum=60.0, environ=e),
+        demucs_overlap=env_float("DEMUCS_OVERLAP", 0.25, minimum=0.0, maximum=0.9, environ=e),
+        demucs_shifts=env_int("DEMUCS_SHIFTS", 0, minimum=0, maximum=20, environ=e),
+        mfcc_similarity_min=env_float("MFCC_SIMILARITY_MIN", 0.7, environ=e),
+        spectral_flux_max=env_float("SPECTRAL_FLUX_MAX", 100.0, environ=e),
+        chroma_correlation_min=env_float("CHROMA_CORRELATION_MIN", 0.5, environ=e),
+        energy_ratio_max=env_float("ENERGY_RATIO_MAX", 2.0, minimum=1.0, environ=e),
+        max_tempo_stretch=env_float("MAX_TEMPO_STRETCH", MAX_STRETCH, minimum=0.0, maximum=0.5, environ=e),
+        use_stem_aware_crossfade=env_bool("USE_STEM_AWARE_CROSSFADE", True, e),
         stem_source=stem_source,
-        use_quality_loop=env_bool("USE_QUALITY_LOOP", True),
-        max_regen_attempts=env_int("MAX_REGEN_ATTEMPTS", 3, minimum=1, maximum=20),
-        sensor_max_batch=env_int("SENSOR_MAX_BATCH", 20, minimum=1),
-        sensor_settle_seconds=env_float("SENSOR_SETTLE_SECONDS", 5.0, minimum=0.0),
-        catalog_cron=env_str("CATALOG_CRON", "0 2 * * *"),
-        api_key=os.environ.get("API_KEY", ""),
-        max_upload_mb=env_float("MAX_UPLOAD_MB", 200.0, minimum=0.001),
-        api_generate_min_seconds=env_int("API_GENERATE_MIN_SECONDS", 10, minimum=1),
-        api_generate_max_seconds=env_int("API_GENERATE_MAX_SECONDS", 600, minimum=1),
-        api_scene_min_seconds=env_int("API_SCENE_MIN_SECONDS", 1, minimum=1),
-        api_scene_max_seconds=env_int("API_SCENE_MAX_SECONDS", 600, minimum=1),
-        api_max_scenes=env_int("API_MAX_SCENES", 100, minimum=1),
-        api_total_min_seconds=env_int("API_TOTAL_MIN_SECONDS", 5, minimum=1),
-        api_total_max_seconds=env_int("API_TOTAL_MAX_SECONDS", 1800, minimum=1),
-        api_url_allowlist=env_str("API_URL_ALLOWLIST", ""),
-        api_fetch_timeout_seconds=env_float("API_FETCH_TIMEOUT_SECONDS", 60.0, minimum=0.1),
-        api_max_audio_seconds=env_float("API_MAX_AUDIO_SECONDS", 1800.0, minimum=1.0),
-        listen_url=env_str("LISTEN_URL", "http://127.0.0.1:8000").rstrip("/"),
-        listen_require_api_key=env_bool("LISTEN_REQUIRE_API_KEY", False),
+        use_quality_loop=env_bool("USE_QUALITY_LOOP", True, e),
+        max_regen_attempts=env_int("MAX_REGEN_ATTEMPTS", 3, minimum=1, maximum=20, environ=e),
+        sensor_max_batch=env_int("SENSOR_MAX_BATCH", 20, minimum=1, environ=e),
+        sensor_settle_seconds=env_float("SENSOR_SETTLE_SECONDS", 5.0, minimum=0.0, environ=e),
+        catalog_cron=env_str("CATALOG_CRON", "0 2 * * *", e),
+        api_key=e.get("API_KEY", ""),
+        max_upload_mb=env_float("MAX_UPLOAD_MB", 200.0, minimum=0.001, environ=e),
+        api_generate_min_seconds=env_int("API_GENERATE_MIN_SECONDS", 10, minimum=1, environ=e),
+        api_generate_max_seconds=env_int("API_GENERATE_MAX_SECONDS", 600, minimum=1, environ=e),
+        api_scene_min_seconds=env_int("API_SCENE_MIN_SECONDS", 1, minimum=1, environ=e),
+        api_scene_max_seconds=env_int("API_SCENE_MAX_SECONDS", 600, minimum=1, environ=e),
+        api_max_scenes=env_int("API_MAX_SCENES", 100, minimum=1, environ=e),
+        api_total_min_seconds=env_int("API_TOTAL_MIN_SECONDS", 5, minimum=1, environ=e),
+        api_total_max_seconds=env_int("API_TOTAL_MAX_SECONDS", 1800, minimum=1, environ=e),
+        api_url_allowlist=env_str("API_URL_ALLOWLIST", "", e),
+        api_fetch_timeout_seconds=env_float("API_FETCH_TIMEOUT_SECONDS", 60.0, minimum=0.1, environ=e),
+        api_max_audio_seconds=env_float("API_MAX_AUDIO_SECONDS", 1800.0, minimum=1.0, environ=e),
+        listen_url=env_str("LISTEN_URL", "http://127.0.0.1:8000", e).rstrip("/"),
+        listen_require_api_key=env_bool("LISTEN_REQUIRE_API_KEY", False, e),
     )

@@ -66,6 +66,21 @@ def test_join_writes_wav_and_reports(files: dict[str, Path], capsys: pytest.Capt
     assert true_peak_db(audio) <= -0.9  # 16-bit rounding on top of the -1 dBTP ceiling
 
 
+def test_join_honours_max_tempo_stretch(
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """126 -> 118 BPM is a 6.8 % change: stretched under the default (25 %), left alone under 5 %."""
+    monkeypatch.setenv("MAX_TEMPO_STRETCH", "0.05")
+    out_path = files["root"] / "out-nostretch.wav"
+    code, out, err = _run(
+        capsys, "join", str(files["a"]), str(files["b"]), "-o", str(out_path), "--stems", "none"
+    )
+    assert code == 0, err
+    (t,) = json.loads(out)["transitions"]
+    assert t["bpm_before"] == pytest.approx(118, rel=0.01)
+    assert t["bpm_after"] == pytest.approx(126, rel=0.01)
+
+
 def test_join_plain_options(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     out_path = files["root"] / "plain.flac"
     code, out, err = _run(

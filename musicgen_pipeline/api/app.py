@@ -112,7 +112,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ) -> JobCreated:
         nonce = new_job_id()
         try:
-            request: SoundtrackRequest = build_request(job_type, fields, nonce)
+            request: SoundtrackRequest = build_request(
+                job_type, fields, nonce, default_model=settings.musicgen_model
+            )
         except RequestError as exc:
             raise _pipeline_errors(exc, body) from None
         if melody_url is not None:  # fetched only once everything else is known to be valid
@@ -124,7 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 ),
             }
             try:
-                request = build_request(job_type, fields, nonce)
+                request = build_request(job_type, fields, nonce, default_model=settings.musicgen_model)
             except RequestError as exc:
                 raise _pipeline_errors(exc, body) from None
         record = await anyio.to_thread.run_sync(jobs.submit_soundtrack, job_type, request)

@@ -7,10 +7,13 @@ type, partition, scene count, stem mode), written when the job is created.
 
 - `generate` / `soundtrack`: a soundtrack request registered as a `soundtrack_requests` partition and
   rendered by `launch.start_run_detached` (a detached process: the REST process may exit).
-- `separate`: a `separation_requests` partition run by the `separate_audio` job (same detachment).
+- `separate`: a `separation_requests` partition run by the `separate_audio` job
+  (`launch.start_job_detached`, same detachment).
 
-Status comes from `launch.run_progress`; `progress` and `progress_detail` from the run's finished
-steps and the scene segment files written so far (scene n done = `segments/scene_<n>.wav` exists).
+Status comes from the run service's `launch.RunWatcher` (one per `Jobs`, reading each run's events
+incrementally); `progress` and `progress_detail` from the run's finished steps and the scene segment
+files written so far (scene n done = `segments/scene_<n>.wav` exists). The partition folders are read
+through `PartitionStore`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from musicgen_pipeline import launch
+from musicgen_pipeline.instance import register_request
+from musicgen_pipeline.naming import SEPARATION_JOB, SEPARATION_PARTITIONS_NAME
+from musicgen_pipeline.partition_store import PartitionStore, read_json_object
 from musicgen_pipeline.request import MAX_SEED, SoundtrackRequest, parse_request, slugify
 from musicgen_pipeline.settings import Settings
 
@@ -54,54 +60,6 @@ _FINALIZING_STEPS = ("transition_report", "catalog")
 # Share of the progress bar per stage.
 _GENERATING_SHARE = 80.0
 _CROSSFADING_SHARE = 15.0
-
-
-def _step_events() -> set[Any]:
-    import dagster as dg
-
-    kinds = dg.DagsterEventType
-    return {kinds.STEP_START, kinds.STEP_SUCCESS, kinds.STEP_SKIPPED, kinds.STEP_FAILURE, kinds.STEP_UP_FOR_RETRY,
-            kinds.RUN_FAILURE}  # fmt: skip
-
-
-@dataclass
-class _StepState:
-    """What the step events of one live run said so far (read incrementally by cursor)."""
-
-    cursor: str | None = None
-    started: list[str] = field(default_factory=list)
-    done: set[str] = field(default_factory=set)
-    retries: int = 0
-    error: str | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, event: Any) -> None:
-        if event is None:
-            return
-        kind = event.event_type_value
-        if kind == "STEP_START" and event.step_key not in self.started:
-            self.started.append(event.step_key)
-        elif kind in ("STEP_SUCCESS", "STEP_SKIPPED"):
-            self.done.add(event.step_key)
-        elif kind == "STEP_UP_FOR_RETRY":
-            self.retries += 1
-        elif kind == "STEP_FAILURE" or (kind == "RUN_FAILURE" and self.error is None):
-            self.error = failure_message(event)
-
-
-def failure_message(event: Any) -> str:
-    """The root cause of a failed step or run, one line: `<step>: <Error>: <message>`."""
-    err = getattr(event.event_specific_data, "error", None)
-    if err is None:
-        return (event.message or "run failed").strip()
-    while getattr(err, "cause", None) is not None:
-        err = err.cause
-    message = (err.message or "").strip().splitlines()
-    text = message[0] if message else "run failed"
-    head, sep, rest = text.partition(": ")
-    if sep and "." in head and " " not in head:  # "package.module.ErrorClass: ..." -> "ErrorClass: ..."
-        text = f"{head.rsplit('.', 1)[-1]}: {rest}"
-    return f"{event.step_key}: {text}" if event.step_key else text
 
 
 def new_job_id() -> str:
@@ -176,7 +134,9 @@ class JobView:
         }
 
 
-def build_request(job_type: str, fields: dict[str, Any], nonce: str) -> SoundtrackRequest:
+def build_request(
+    job_type: str, fields: dict[str, Any], nonce: str, *, default_model: str | None = None
+) -> SoundtrackRequest:
     """The pipeline request for a REST job; `RequestError` lists every problem the pipeline finds.
 
     Each job gets its own partition: the request is named after its prompt plus a nonce, and gets a
@@ -190,7 +150,9 @@ def build_request(job_type: str, fields: dict[str, Any], nonce: str) -> Soundtra
     raw["name"] = f"{slug}-{nonce[:8]}"
     raw["output_format"] = "wav"
     return parse_request(
-        raw, source=f"POST /{'generate' if job_type == 'generate' else 'generate/soundtrack'}"
+        raw,
+        source=f"POST /{'generate' if job_type == 'generate' else 'generate/soundtrack'}",
+        default_model=default_model,
     )
 
 
@@ -199,24 +161,35 @@ class Jobs:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.store = PartitionStore(settings.outputs_dir)
         self.records_dir = settings.data_dir / "api" / "jobs"
         self.uploads_dir = settings.data_dir / "uploads"
         self._instance: dg.DagsterInstance | None = None
+        self._watcher: launch.RunWatcher | None = None
         self._lock = threading.Lock()
         self._records: dict[str, JobRecord] = {}
         self._final: dict[str, JobView] = {}
         self._live: dict[str, tuple[float, JobView]] = {}
         self._job_locks: dict[str, threading.Lock] = {}
-        self._step_state: dict[str, _StepState] = {}
         self._refreshing: set[str] = set()
 
     # --- instance ------------------------------------------------------------------------------
     @property
     def instance(self) -> dg.DagsterInstance:
+        from musicgen_pipeline.instance import get_instance
+
         with self._lock:
             if self._instance is None:
-                self._instance = launch.get_instance()
+                self._instance = get_instance(self.settings.data_dir)
             return self._instance
+
+    @property
+    def watcher(self) -> launch.RunWatcher:
+        instance = self.instance
+        with self._lock:
+            if self._watcher is None:
+                self._watcher = launch.RunWatcher(instance, self.store)
+            return self._watcher
 
     # --- records -------------------------------------------------------------------------------
     def _save(self, record: JobRecord) -> None:
@@ -260,8 +233,8 @@ class Jobs:
     def submit_soundtrack(self, job_type: str, request: SoundtrackRequest) -> JobRecord:
         """Register the request as a partition and start its run detached; the run id is the job id."""
         instance = self.instance
-        key = launch.register_request(instance, request)
-        run_id = launch.start_run_detached(instance, key)
+        key = register_request(instance, self.store, request)
+        run_id = launch.start_run_detached(instance, self.store, key)
         record = JobRecord(
             job_id=run_id,
             job_type=job_type,
@@ -273,16 +246,9 @@ class Jobs:
         return record
 
     def submit_separation(self, job_id: str, input_path: Path, stems: int) -> JobRecord:
-        from musicgen_pipeline.api.runner import start_job_detached
-        from musicgen_pipeline.assets.separation import (
-            SEPARATION_JOB,
-            SEPARATION_PARTITIONS_NAME,
-            write_separation_request,
-        )
-
         instance = self.instance
         key = f"sep-{job_id}"
-        write_separation_request(key, input_path, stems)
+        self.store.write_separation_request(key, input_path, stems)
         instance.add_dynamic_partitions(SEPARATION_PARTITIONS_NAME, [key])
         record = JobRecord(
             job_id=job_id,
@@ -293,7 +259,9 @@ class Jobs:
             input_path=str(input_path),
         )
         self._save(record)
-        start_job_detached(SEPARATION_JOB, key, job_id, {JOB_TAG: job_id, JOB_TYPE_TAG: "separate"})
+        launch.start_job_detached(
+            self.store, SEPARATION_JOB, key, job_id, {JOB_TAG: job_id, JOB_TYPE_TAG: "separate"}
+        )
         return record
 
     # --- reading state -------------------------------------------------------------------------
@@ -364,15 +332,10 @@ class Jobs:
 
     def result_files(self, record: JobRecord) -> dict[str, Path]:
         """Flat contract names (`<job_id>_<name>.wav`) -> the files in the partition folder."""
-        folder = self.settings.outputs_dir / record.partition
         if record.job_type == "separate":
-            return {f"{record.job_id}_{n}.wav": folder / "stems" / f"{n}.wav" for n in record.result_names()}
-        rendered = _read_json(folder / "summary.json").get("soundtrack_path")
-        path = (
-            Path(rendered)
-            if isinstance(rendered, str) and rendered.endswith(".wav")
-            else folder / "soundtrack.wav"
-        )
+            files = self.store.files(record.partition)
+            return {f"{record.job_id}_{n}.wav": files.separation_stem(n) for n in record.result_names()}
+        path = self.store.soundtrack_file(record.partition)
         return {f"{record.job_id}_{record.result_names()[0]}.wav": path}
 
     def result_file(self, filename: str) -> Path | None:
@@ -384,51 +347,9 @@ class Jobs:
             return None
         return self.result_files(record).get(filename)
 
-    def _run_progress(self, job_id: str) -> launch.RunProgress | None:
-        """`launch.run_progress`, read incrementally: only step events, only those not seen yet.
-
-        A long render logs many events; re-reading and deserialising all of them on every poll
-        would cost the API CPU (and GIL) while the render needs it.
-        """
-        instance = self.instance
-        run = instance.get_run_by_id(job_id)
-        if run is None:
-            return launch.run_progress(instance, job_id)  # pending: the child has not created the run yet
-        with self._lock:
-            state = self._step_state.setdefault(job_id, _StepState())
-        with state.lock:
-            while True:
-                connection = instance.get_records_for_run(
-                    job_id, cursor=state.cursor, of_type=_step_events(), limit=500
-                )
-                for entry in connection.records:
-                    state.add(entry.event_log_entry.dagster_event)
-                state.cursor = connection.cursor
-                if not connection.has_more:
-                    break
-            status = run.status.value
-            progress = launch.RunProgress(
-                run_id=job_id,
-                status=launch.RUN_STATUS.get(status, "running"),
-                partition=run.tags.get("dagster/partition"),
-                steps_total=max(len(state.started), len(state.done)),
-                steps_done=len(state.done),
-                current_step=next((s for s in reversed(state.started) if s not in state.done), None),
-                retries=state.retries,
-                error=state.error,
-                dagster_status=status,
-                steps=list(state.started),
-            )
-        if progress.status in ("succeeded", "failed", "canceled"):
-            with self._lock:
-                self._step_state.pop(job_id, None)
-            if progress.status != "succeeded" and progress.error is None:
-                progress.error = launch.run_progress(instance, job_id).error  # type: ignore[union-attr]
-        return progress
-
     def _compute(self, record: JobRecord) -> JobView:
         instance = self.instance
-        progress = self._run_progress(record.job_id)
+        progress = self.watcher.progress(record.job_id)
         view = JobView(job_id=record.job_id, job_type=record.job_type, status="queued")
         if progress is None:
             view.status = "failed"
@@ -455,9 +376,7 @@ class Jobs:
                 view.result_urls = [f"/files/{name}" for name in files]
         else:
             view.status = "failed"
-            view.error = (
-                progress.error or f"the run ended with status {progress.dagster_status or progress.status}"
-            )
+            view.error = progress.error or f"the run ended with status {progress.status}"
         if record.job_type in ("generate", "soundtrack"):
             self._soundtrack_progress(record, view, progress)
             self._drop_detail_of_generate(record, view)
@@ -476,8 +395,7 @@ class Jobs:
             view.progress = 0.0
             view.progress_detail = {"current_scene": 0, "total_scenes": total, "stage": "generating"}
             return
-        segments = self.settings.outputs_dir / record.partition / "segments"
-        done_scenes = min(total, len(list(segments.glob("scene_*.wav")))) if segments.is_dir() else 0
+        done_scenes = min(total, self.store.files(record.partition).segments_written())
         latest = progress.current_step or progress.steps[-1]
         finished = [s for s in progress.steps if s != progress.current_step]
         if latest in _FINALIZING_STEPS:
@@ -501,15 +419,15 @@ class Jobs:
     def _run_metrics(self, record: JobRecord, view: JobView) -> dict[str, Any]:
         """Numbers of a finished run for /metrics, from the summary files the run wrote last."""
         out: dict[str, Any] = {"generation_seconds": [], "real_time_factor": [], "transition_scores": {}}
-        folder = self.settings.outputs_dir / record.partition
+        files = self.store.files(record.partition)
         if record.job_type == "separate":
-            summary = _read_json(folder / "separation_summary.json")
+            summary = read_json_object(files.separation_summary)
             seconds, audio_seconds = summary.get("separation_seconds"), summary.get("duration_seconds")
         else:
-            summary = _read_json(folder / "summary.json")
+            summary = read_json_object(files.summary)
             seconds, audio_seconds = summary.get("generation_seconds"), summary.get("duration_seconds")
             view.retries = max(view.retries, int(summary.get("regenerations") or 0))
-            report = _read_json(folder / "transition_report.json")
+            report = read_json_object(files.report)
             for transition in report.get("transitions") or []:
                 for score in _SCORE_KEYS:
                     number = _number(transition.get(score))
@@ -532,14 +450,6 @@ class Jobs:
 
 
 _SCORE_KEYS = ("mfcc_similarity", "spectral_flux", "chroma_correlation", "energy_ratio")
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _number(value: Any) -> float | None:

@@ -3,8 +3,9 @@
 Request models are built per app from the limits in the settings (`request_models(limits)`), so a
 violated limit is FastAPI's standard 422 entry (`{type, loc, msg, input, ctx}`) naming the field and
 the bound. Pydantic's lax mode accepts numeric strings (`"30"`), and unknown fields are ignored, as
-the old service did. Text limits (prompt 500, mood 100) and the crossfade range (0.5-5.0 s) are the
-contract's own and stay constants.
+the old service did. Text limits (prompt 500, mood 100), the seed range and the crossfade range
+(0.5-5.0 s, the contract's own) come from the one table of limits (`musicgen_pipeline.limits`), so the
+REST layer and the pipeline accept the same values.
 """
 
 from __future__ import annotations
@@ -14,25 +15,27 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from musicgen_pipeline import limits
 from musicgen_pipeline.audio.validation import AudioLimits
 from musicgen_pipeline.settings import Settings
 
-PROMPT_MAX_CHARS = 500
-MOOD_MAX_CHARS = 100
-CROSSFADE_MIN_SECONDS = 0.5
-CROSSFADE_MAX_SECONDS = 5.0
+PROMPT_MAX_CHARS = int(limits.PROMPT_CHARS.maximum)
+MOOD_MAX_CHARS = int(limits.MOOD_CHARS.maximum)
+CROSSFADE_MIN_SECONDS = limits.API_CROSSFADE_SECONDS.minimum
+CROSSFADE_MAX_SECONDS = limits.API_CROSSFADE_SECONDS.maximum
 DEFAULT_GENERATE_SECONDS = 30
 DEFAULT_CROSSFADE_SECONDS = 2.0
 STEM_MODES = (4, 2)
 
 Prompt = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=PROMPT_MAX_CHARS)]
 Mood = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MOOD_MAX_CHARS)]
-Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+Seed = Annotated[int, Field(ge=int(limits.SEED.minimum), le=int(limits.SEED.maximum))]
 
 
 @dataclass(frozen=True)
 class ApiLimits:
-    """Numeric bounds of the job-creating endpoints (all from settings)."""
+    """Numeric bounds of the job-creating endpoints: the ``API_*`` settings, clamped into the pipeline's
+    table (`musicgen_pipeline.limits`) so the REST layer never accepts what the pipeline refuses."""
 
     generate_min_seconds: int
     generate_max_seconds: int
@@ -46,14 +49,19 @@ class ApiLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiLimits:
+        scene = limits.SCENE_SECONDS
+
+        def seconds(value: int, bound: limits.Limit) -> int:
+            return int(min(max(value, bound.minimum), bound.maximum))
+
         return cls(
-            generate_min_seconds=settings.api_generate_min_seconds,
-            generate_max_seconds=settings.api_generate_max_seconds,
-            scene_min_seconds=settings.api_scene_min_seconds,
-            scene_max_seconds=settings.api_scene_max_seconds,
-            max_scenes=settings.api_max_scenes,
-            total_min_seconds=settings.api_total_min_seconds,
-            total_max_seconds=settings.api_total_max_seconds,
+            generate_min_seconds=seconds(settings.api_generate_min_seconds, scene),
+            generate_max_seconds=seconds(settings.api_generate_max_seconds, scene),
+            scene_min_seconds=seconds(settings.api_scene_min_seconds, scene),
+            scene_max_seconds=seconds(settings.api_scene_max_seconds, scene),
+            max_scenes=seconds(settings.api_max_scenes, limits.SCENES),
+            total_min_seconds=seconds(settings.api_total_min_seconds, limits.TOTAL_SECONDS),
+            total_max_seconds=seconds(settings.api_total_max_seconds, limits.TOTAL_SECONDS),
             max_upload_bytes=round(settings.max_upload_mb * 1024 * 1024),
             audio=AudioLimits(max_seconds=settings.api_max_audio_seconds),
         )

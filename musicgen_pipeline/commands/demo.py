@@ -49,10 +49,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.request.exists():
         raise InputError(f"{args.request}: demo request not found (pass --request FILE)")
     from musicgen_pipeline.commands import render
-    from musicgen_pipeline.launch import dagster_home
+    from musicgen_pipeline.instance import dagster_home
+    from musicgen_pipeline.partition_store import PartitionStore
     from musicgen_pipeline.settings import get_settings
 
-    home = dagster_home()
+    home = dagster_home(get_settings().data_dir)
     print(
         f"demo: rendering {args.request} with MUSICGEN_MODEL={os.environ['MUSICGEN_MODEL']} "
         f"DEMUCS_MODEL={os.environ['DEMUCS_MODEL']} (DAGSTER_HOME={home})",
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"audio: every file of this render is under {settings.outputs_dir}/ (soundtrack, segments/, stems/, pictures/)"
     )
-    print(f"catalog of all renders: {settings.outputs_dir / 'catalog.csv'}")
+    print(f"catalog of all renders: {PartitionStore(settings.outputs_dir).catalog_path}")
     print("open the UI (assets, the run, metadata with pictures, checks):")
     print(f"  {ui}")
     print("  then browse http://127.0.0.1:3000 (Assets > soundtrack, or Runs)")

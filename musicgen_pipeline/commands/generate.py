@@ -6,12 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from musicgen_pipeline import limits
 from musicgen_pipeline.audio.atomic_write import check_writable, write_audio_atomic
 from musicgen_pipeline.audio.io import read_audio
 from musicgen_pipeline.errors import InputError
 
-MIN_SECONDS = 1.0
-MAX_SECONDS = 600.0
+MIN_SECONDS = limits.SCENE_SECONDS.minimum
+MAX_SECONDS = limits.SCENE_SECONDS.maximum
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(
             f"--duration {args.duration:g} is outside [{MIN_SECONDS:g}, {MAX_SECONDS:g}] seconds"
         )
-    if args.seed < 0 or args.seed >= 2**63:
-        raise InputError(f"--seed {args.seed} must be within [0, 2**63)")
+    if args.seed not in limits.SEED:
+        raise InputError(f"--seed {args.seed} must be {limits.SEED.describe()}")
     prompt = args.prompt.strip()
     if not prompt:
         raise InputError("prompt: must not be empty")
@@ -61,8 +62,10 @@ def run(args: argparse.Namespace) -> int:
     check_writable(args.output.with_suffix(f".{suffix}"), f"-o {args.output}")
 
     from musicgen_pipeline.models.musicgen import GenerationParams, get_musicgen
+    from musicgen_pipeline.settings import get_settings
 
-    model = get_musicgen(args.model)
+    settings = get_settings()
+    model = get_musicgen(args.model or settings.musicgen_model, device=settings.device, dtype=settings.dtype)
     last = [-1]
 
     def progress(fraction: float) -> None:
@@ -72,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"generating: {pct}%", file=sys.stderr, flush=True)
 
     result = model.generate(
-        [prompt], args.duration, seeds=[args.seed], params=GenerationParams.from_settings(), melody=melody,
+        [prompt], args.duration, seeds=[args.seed], params=GenerationParams.from_settings(settings), melody=melody,
         progress=progress,
     )[0]  # fmt: skip
     path = write_audio_atomic(args.output, result.audio, shown=f"-o {args.output}")

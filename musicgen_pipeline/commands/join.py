@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from musicgen_pipeline.assets.quality import quality_thresholds
 from musicgen_pipeline.audio.atomic_write import check_writable, write_audio_atomic
 from musicgen_pipeline.audio.crossfade import CURVES
 from musicgen_pipeline.audio.io import WRITE_FORMATS, read_audio
@@ -20,6 +19,7 @@ from musicgen_pipeline.audio.loudness import integrated_loudness, normalize_loud
 from musicgen_pipeline.audio.seam_options import MAX_CROSSFADE_SECONDS, TransitionOptions
 from musicgen_pipeline.audio.stems import DspStemSplitter, StemSplitter
 from musicgen_pipeline.errors import InputError
+from musicgen_pipeline.quality import quality_thresholds
 from musicgen_pipeline.settings import get_settings
 
 STEM_CHOICES = ("dsp", "demucs", "none")
@@ -136,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         tempo_match=not args.no_tempo_match,
         stem_aware=args.stems != "none",
         curve=args.curve,
+        max_stretch=settings.max_tempo_stretch,  # MAX_TEMPO_STRETCH, as in the pipeline
     )
     result = join_segments(
         segments,

@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from musicgen_pipeline.errors import InputError
+from musicgen_pipeline.partition_store import PartitionStore
 from musicgen_pipeline.request import SoundtrackRequest, parse_request
 from musicgen_pipeline.safe_json import read_json_file
+from musicgen_pipeline.settings import Settings, get_settings
 
 
 def register(subparsers: Any) -> None:
@@ -38,12 +39,11 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _print_report(key: str, as_json: bool) -> None:
-    from musicgen_pipeline.launch import partition_dir
-
-    folder = partition_dir(key)
-    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-    report = json.loads((folder / "transition_report.json").read_text(encoding="utf-8"))
+def _print_report(store: PartitionStore, key: str, as_json: bool) -> None:
+    files = store.files(key)
+    folder = files.root
+    summary = json.loads(files.summary.read_text(encoding="utf-8"))
+    report = json.loads(files.report.read_text(encoding="utf-8"))
     if as_json:
         print(json.dumps({"summary": summary, "transition_report": report}, indent=2))
         return
@@ -70,30 +70,35 @@ def _print_report(key: str, as_json: bool) -> None:
         print(f"  scene {s['index']}: regenerated {s['regenerations']}x, {state}, seed {s['seed']}")
 
 
-def _root_cause(error: Any) -> str:
-    """The user exception's one-line message under Dagster's wrappers."""
-    while getattr(error, "cause", None) is not None:
-        error = error.cause
-    return " ".join(str(error.message).split())
-
-
-def preload_models(request: Any) -> None:
+def preload_models(request: Any, settings: Settings) -> None:
     """Load the models this request needs now (in this process, where the run will execute, so nothing
     is loaded twice): an unavailable model is a one-line error before any run starts."""
     from musicgen_pipeline.resources import MusicGenResource, StemSplitterResource
-    from musicgen_pipeline.settings import get_settings
 
-    model, _ = MusicGenResource().get(request.model)
+    model, _ = MusicGenResource().get(settings, request.model)
     if request.melody and not model.is_melody:
         raise InputError(
             f"melody={request.melody!r}: model {model.model_id!r} has no melody conditioning "
             "(use facebook/musicgen-melody, or tiny-random-melody offline)"
         )
-    if len(request.scenes) > 1 and request.stem_aware and get_settings().use_stem_aware_crossfade:
-        StemSplitterResource().get()
+    if len(request.scenes) > 1 and request.stem_aware and settings.use_stem_aware_crossfade:
+        StemSplitterResource().get(settings)
 
 
-def read_request_file(path: Path) -> SoundtrackRequest:
+def _follow(watcher: Any, run_id: str) -> Any:
+    """Print each new state of a detached run until it ends; its final progress."""
+
+    def show(progress: Any) -> None:
+        line = f"{progress.status}: {progress.steps_done}/{progress.steps_total} steps, {progress.current_step or ''}"
+        print(line, file=sys.stderr)
+
+    progress = watcher.wait(run_id, on_change=show)
+    if progress is None:
+        raise InputError(f"run {run_id} vanished from the instance")
+    return progress
+
+
+def read_request_file(path: Path, *, default_model: str | None = None) -> SoundtrackRequest:
     """The request in `path`, read by the one safe JSON reader (size, encoding, depth, numbers, strings):
     every problem is a one-line `InputError`; the file's stem names a request without ``name``."""
     if not path.exists():
@@ -104,59 +109,45 @@ def read_request_file(path: Path) -> SoundtrackRequest:
         raw = read_json_file(path)
     except OSError as exc:
         raise InputError(f"{path}: cannot read the request file ({exc.strerror or exc})") from None
-    return parse_request(raw, source=str(path), name=path.stem)
+    return parse_request(raw, source=str(path), name=path.stem, default_model=default_model)
 
 
 def run(args: argparse.Namespace) -> int:
-    from musicgen_pipeline.launch import (
-        get_instance,
-        materialize,
-        register_request,
-        run_progress,
-        start_run_detached,
-    )
+    from musicgen_pipeline.instance import get_instance, register_request
+    from musicgen_pipeline.launch import RunWatcher, materialize, root_cause, start_run_detached
 
-    request = read_request_file(args.request)
+    settings = get_settings()
+    store = PartitionStore(settings.outputs_dir)
+    request = read_request_file(args.request, default_model=args.model or settings.musicgen_model)
     if args.model:
         from dataclasses import replace
 
         request = replace(request, model=args.model)
-    instance = get_instance()
-    key = register_request(instance, request)
+    instance = get_instance(settings.data_dir)
+    key = register_request(instance, store, request)
     print(f"partition {key} registered; instance {instance.root_directory}", file=sys.stderr)
     if args.detach:
-        run_id = start_run_detached(instance, key)
+        run_id = start_run_detached(instance, store, key)
         print(f"run {run_id} started")
         if not args.wait:
             return 0
-        last = None
-        while True:
-            progress = run_progress(instance, run_id)
-            if progress is None:
-                raise InputError(f"run {run_id} vanished from the instance")
-            line = f"{progress.status}: {progress.steps_done}/{progress.steps_total} steps, {progress.current_step or ''}"
-            if line != last:
-                print(line, file=sys.stderr)
-                last = line
-            if progress.status in ("succeeded", "failed", "canceled"):
-                break
-            time.sleep(1.0)
+        progress = _follow(RunWatcher(instance, store), run_id)
         if progress.status != "succeeded":
             print(f"error: run {run_id} {progress.status}: {progress.error}", file=sys.stderr)
             return 1
-        _print_report(key, args.json)
+        _print_report(store, key, args.json)
         return 0
-    preload_models(request)
-    result = materialize(instance, key)
+    preload_models(request, settings)
+    result = materialize(instance, store, key)
     if not result.success:
         failure = next((e for e in result.all_events if e.is_step_failure), None)
         error = failure.step_failure_data.error if failure else None
         where = f" in step {failure.step_key}" if failure else ""
         print(
-            f"error: run {result.run_id} failed{where}: {_root_cause(error) if error else ''}",
+            f"error: run {result.run_id} failed{where}: {root_cause(error) if error else ''}",
             file=sys.stderr,
         )
         return 1
     print(f"run {result.run_id} succeeded", file=sys.stderr)
-    _print_report(key, args.json)
+    _print_report(store, key, args.json)
     return 0

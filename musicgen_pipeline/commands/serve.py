@@ -36,11 +36,11 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from musicgen_pipeline.api import create_app
-    from musicgen_pipeline.launch import dagster_home
+    from musicgen_pipeline.instance import dagster_home
     from musicgen_pipeline.settings import get_settings
 
     settings = get_settings()  # bad settings fail here, as one line
-    home = dagster_home()
+    home = dagster_home(settings.data_dir)
     app = create_app(settings)
     print(
         f"REST API on http://{args.host}:{args.port} (data: {settings.data_dir}, DAGSTER_HOME: {home})",

@@ -11,17 +11,23 @@ import pytest
 import soundfile as sf
 import soxr
 
-from musicgen_pipeline.assets.separation import (
-    SEPARATION_PARTITIONS_NAME,
-    read_separation_summary,
-    separate_file,
-    separated_stems,
-    write_separation_request,
-)
 from musicgen_pipeline.audio.stems import DspStemSplitter
+from musicgen_pipeline.defs.assets.separated_stems import separated_stems
 from musicgen_pipeline.errors import InputError
-from musicgen_pipeline.launch import DEFAULT_INSTANCE_YAML
-from musicgen_pipeline.resources import StemSplitterResource
+from musicgen_pipeline.instance import instance_yaml
+from musicgen_pipeline.naming import SEPARATION_PARTITIONS_NAME
+from musicgen_pipeline.partition_store import PartitionStore
+from musicgen_pipeline.resources import SettingsResource, StemSplitterResource
+from musicgen_pipeline.separation import separate_file
+from musicgen_pipeline.settings import get_settings
+
+
+def write_separation_request(key: str, input_path: Path, stems: int) -> Path:
+    return PartitionStore(get_settings().outputs_dir).write_separation_request(key, input_path, stems)
+
+
+def read_separation_summary(key: str) -> dict | None:
+    return PartitionStore(get_settings().outputs_dir).read_separation_summary(key)
 
 
 def _mix(path: Path, seconds: float = 2.0, rate: int = 32_000) -> np.ndarray:
@@ -79,7 +85,7 @@ def test_the_asset_materializes_a_partition_on_a_dagster_instance(
     monkeypatch.setenv("MUSICGEN_DATA", str(tmp_path / "data"))
     home = tmp_path / "home"
     home.mkdir()
-    (home / "dagster.yaml").write_text(DEFAULT_INSTANCE_YAML)
+    (home / "dagster.yaml").write_text(instance_yaml())
     _mix(tmp_path / "mix.wav", seconds=1.0)
     key = "sep-0b7c6a8e-3f1d-4c2b-9a5e-6d4f3c2b1a09"
     write_separation_request(key, tmp_path / "mix.wav", 4)
@@ -89,7 +95,7 @@ def test_the_asset_materializes_a_partition_on_a_dagster_instance(
             [separated_stems],
             instance=instance,
             partition_key=key,
-            resources={"separator": StemSplitterResource(source="dsp")},
+            resources={"separator": StemSplitterResource(source="dsp"), "settings": SettingsResource()},
         )
         assert result.success
         (materialization,) = result.asset_materializations_for_node("separated_stems")

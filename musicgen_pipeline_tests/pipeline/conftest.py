@@ -9,13 +9,14 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from musicgen_pipeline.launch import DEFAULT_INSTANCE_YAML
+from musicgen_pipeline.instance import instance_yaml
+from musicgen_pipeline.partition_store import PartitionStore
 
 
 def make_home(root: Path) -> Path:
     home = root / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text(DEFAULT_INSTANCE_YAML, encoding="utf-8")
+    (home / "dagster.yaml").write_text(instance_yaml(), encoding="utf-8")
     return home
 
 
@@ -26,6 +27,23 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MUSICGEN_DATA", str(data))
     monkeypatch.setenv("DAGSTER_HOME", str(make_home(tmp_path)))
     return data
+
+
+@pytest.fixture
+def store(data_dir: Path) -> PartitionStore:
+    return PartitionStore.for_data_dir(data_dir)
+
+
+def soundtrack_assets() -> list[dg.AssetsDefinition]:
+    """The assets of the render job (the `soundtrack` group), from the code location."""
+    from musicgen_pipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    return [
+        a
+        for a in graph.assets_defs
+        if a.is_materializable and set(a.group_names_by_key.values()) == {"soundtrack"}
+    ]
 
 
 @pytest.fixture

@@ -10,8 +10,11 @@ import pytest
 import soundfile as sf
 
 from musicgen_pipeline import resources
-from musicgen_pipeline.launch import materialize, register_request
+from musicgen_pipeline.instance import register_request
+from musicgen_pipeline.launch import materialize
+from musicgen_pipeline.partition_store import PartitionStore
 from musicgen_pipeline.request import parse_request
+from musicgen_pipeline.settings import get_settings
 
 pytestmark = pytest.mark.slow
 
@@ -20,6 +23,7 @@ pytestmark = pytest.mark.slow
 def test_generate_calls_and_scene_lengths(
     instance: dg.DagsterInstance,
     data_dir: Path,
+    store: PartitionStore,
     monkeypatch: pytest.MonkeyPatch,
     conditioning: str,
     calls: int,
@@ -27,7 +31,7 @@ def test_generate_calls_and_scene_lengths(
     monkeypatch.setenv("MUSICGEN_MODEL", "tiny-random")
     monkeypatch.setenv("STEM_SOURCE", "dsp")
     monkeypatch.setenv("USE_QUALITY_LOOP", "false")
-    model, _ = resources.MusicGenResource().get("tiny-random")
+    model, _ = resources.MusicGenResource().get(get_settings(), "tiny-random")
     seen: list[tuple[int, float, bool]] = []
     real = type(model).generate
 
@@ -45,8 +49,8 @@ def test_generate_calls_and_scene_lengths(
             "scene_conditioning": conditioning,
         }
     )
-    key = register_request(instance, request)
-    assert materialize(instance, key, log_level="WARNING").success
+    key = register_request(instance, store, request)
+    assert materialize(instance, store, key, log_level="WARNING").success
     assert len(seen) == calls
     # Each scene is generated with its share of both crossfades, 1.5 s of beat-snapping slack and (after
     # the first) the 25 % tempo-stretch margin: 1.5+0.15+1.5, (2.5+0.3+1.5)*1.25, (2.0+0.15+1.5)*1.25.

@@ -19,14 +19,15 @@ import pytest
 import soundfile as sf
 
 from musicgen_pipeline import resources
-from musicgen_pipeline.assets.quality import transition_options
-from musicgen_pipeline.assets.report import CHECK_DURATION, CHECK_LOOP, CHECK_SEAMS
 from musicgen_pipeline.audio.timeline import scene_generation_seconds
-from musicgen_pipeline.definitions import SOUNDTRACK_ASSETS
-from musicgen_pipeline.launch import materialize, register_request, run_progress
+from musicgen_pipeline.defs.assets.transition_report import CHECK_DURATION, CHECK_LOOP, CHECK_SEAMS
+from musicgen_pipeline.instance import register_request
+from musicgen_pipeline.launch import materialize, run_progress
+from musicgen_pipeline.partition_store import PartitionStore
+from musicgen_pipeline.quality import transition_options
 from musicgen_pipeline.request import parse_request
 from musicgen_pipeline.settings import get_settings
-from musicgen_pipeline_tests.pipeline.conftest import make_home, three_scene_request
+from musicgen_pipeline_tests.pipeline.conftest import make_home, soundtrack_assets, three_scene_request
 
 pytestmark = pytest.mark.slow
 
@@ -66,9 +67,11 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, obj
         resources.clear_model_cache()
         request = parse_request(three_scene_request(SCENE_SECONDS), name="e2e")
         with dg.DagsterInstance.get() as instance:
-            key = register_request(instance, request)
-            result = materialize(instance, key)
+            store = PartitionStore.for_data_dir(root / "data")
+            key = register_request(instance, store, request)
+            result = materialize(instance, store, key)
             yield {
+                "store": store,
                 "instance": instance,
                 "key": key,
                 "result": result,
@@ -86,13 +89,13 @@ def test_every_asset_of_the_partition_is_materialized(rendered: dict) -> None:
     keys = {
         e.event_specific_data.materialization.asset_key for e in result.get_asset_materialization_events()
     }
-    assert keys == {a.key for a in SOUNDTRACK_ASSETS}
+    assert keys == {a.key for a in soundtrack_assets()}
     assert all(
         e.event_specific_data.materialization.partition == rendered["key"]
         for e in result.get_asset_materialization_events()
     )
     instance: dg.DagsterInstance = rendered["instance"]
-    for asset in SOUNDTRACK_ASSETS:
+    for asset in soundtrack_assets():
         assert instance.get_latest_materialization_event(asset.key) is not None
 
 
@@ -160,9 +163,9 @@ def test_metadata_and_checks(rendered: dict) -> None:
 def test_musicgen_loaded_once_and_no_retry(rendered: dict) -> None:
     assert rendered["loads"] == ["tiny-random"]
     assert resources.load_counts()["musicgen"] == 1
-    progress = run_progress(rendered["instance"], rendered["result"].run_id)
+    progress = run_progress(rendered["instance"], rendered["store"], rendered["result"].run_id)
     assert progress is not None and progress.status == "succeeded" and progress.retries == 0
-    assert progress.steps_done == progress.steps_total == len(SOUNDTRACK_ASSETS)
+    assert progress.steps_done == progress.steps_total == len(soundtrack_assets())
     assert progress.soundtrack_path and progress.soundtrack_path.endswith("soundtrack.wav")
 
 
@@ -222,7 +225,7 @@ def test_webserver_serves_asset_graph_and_finished_run(rendered: dict) -> None:
             time.sleep(1.0)
         assert graph is not None, "webserver did not answer in time"
         nodes = {"/".join(n["assetKey"]["path"]): n for n in graph}
-        assert {a.key.to_user_string() for a in SOUNDTRACK_ASSETS} | {"catalog"} <= set(nodes)
+        assert {a.key.to_user_string() for a in soundtrack_assets()} | {"catalog"} <= set(nodes)
         assert {"/".join(d["path"]) for d in nodes["soundtrack"]["dependencyKeys"]} == {
             "soundtrack_request",
             "aligned_segments",

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import itertools
 import time
-from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from musicgen_pipeline.assets.generation import GPU_POOL
-from musicgen_pipeline.definitions import SOUNDTRACK_ASSETS, defs
-from musicgen_pipeline.launch import register_request, run_progress, start_run_detached
+from musicgen_pipeline.definitions import defs
+from musicgen_pipeline.instance import GPU_POOL, register_request
+from musicgen_pipeline.launch import RunWatcher, start_run_detached
+from musicgen_pipeline.partition_store import PartitionStore
 from musicgen_pipeline.request import parse_request
+from musicgen_pipeline_tests.pipeline.conftest import soundtrack_assets
 
 pytestmark = pytest.mark.slow
 
@@ -34,13 +35,13 @@ def _gpu_intervals(instance: dg.DagsterInstance, run_id: str) -> list[tuple[floa
 
 
 def test_gpu_steps_of_concurrent_runs_never_overlap(
-    instance: dg.DagsterInstance, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+    instance: dg.DagsterInstance, store: PartitionStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MUSICGEN_MODEL", "tiny-random")
     monkeypatch.setenv("DEMUCS_MODEL", "tiny-random")
     monkeypatch.setenv("USE_QUALITY_LOOP", "false")
     # Both GPU assets are in the pool; CPU assets are not.
-    pools = {a.key.to_user_string(): a.op.pool for a in SOUNDTRACK_ASSETS}
+    pools = {a.key.to_user_string(): a.op.pool for a in soundtrack_assets()}
     assert {k for k, p in pools.items() if p == GPU_POOL} == GPU_STEPS
     tags = defs.get_assets_def("scene_segments").op.tags
     assert '"nvidia.com/gpu": 1' in tags["dagster-k8s/config"]
@@ -56,11 +57,12 @@ def test_gpu_steps_of_concurrent_runs_never_overlap(
                 "crossfade_duration": 0.5,
             }
         )
-        keys.append(register_request(instance, request))
-    run_ids = [start_run_detached(instance, key) for key in keys]
+        keys.append(register_request(instance, store, request))
+    run_ids = [start_run_detached(instance, store, key) for key in keys]
+    watcher = RunWatcher(instance, store)
     deadline = time.time() + 400
     while time.time() < deadline:
-        states = [run_progress(instance, r) for r in run_ids]
+        states = [watcher.progress(r) for r in run_ids]
         if all(s is not None and s.status in ("succeeded", "failed") for s in states):
             break
         time.sleep(1.0)

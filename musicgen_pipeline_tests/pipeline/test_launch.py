@@ -8,33 +8,36 @@ import dagster as dg
 import pytest
 
 from musicgen_pipeline.cli import main
-from musicgen_pipeline.launch import DEFAULT_INSTANCE_YAML, dagster_home, register_request, run_progress
+from musicgen_pipeline.instance import dagster_home, instance_yaml, register_request
+from musicgen_pipeline.launch import run_progress
+from musicgen_pipeline.partition_store import PartitionStore
 from musicgen_pipeline.request import parse_request
 from musicgen_pipeline_tests.pipeline.conftest import three_scene_request, write_json
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_repo_dagster_yaml_is_the_one_written_into_new_homes() -> None:
-    assert (REPO / "dagster.yaml").read_text(encoding="utf-8") == DEFAULT_INSTANCE_YAML
+def test_the_shipped_dagster_yaml_is_the_one_written_into_new_homes() -> None:
+    shipped = (REPO / "musicgen_pipeline" / "dagster.yaml").read_text(encoding="utf-8")
+    assert instance_yaml() == shipped and "default_limit: 1" in shipped
+    assert not (REPO / "dagster.yaml").exists()  # one copy only: the package data
 
 
 def test_dagster_home_defaults_under_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    monkeypatch.setenv("MUSICGEN_DATA", str(tmp_path / "data"))
-    home = dagster_home()
+    home = dagster_home(tmp_path / "data")
     assert home == tmp_path / "data" / "dagster_home"
-    assert (home / "dagster.yaml").read_text(encoding="utf-8") == DEFAULT_INSTANCE_YAML
+    assert (home / "dagster.yaml").read_text(encoding="utf-8") == instance_yaml()
 
 
 def test_register_is_idempotent_and_creates_the_gpu_pool(
-    instance: dg.DagsterInstance, data_dir: Path
+    instance: dg.DagsterInstance, store: PartitionStore
 ) -> None:
     request = parse_request(three_scene_request())
-    assert register_request(instance, request) == register_request(instance, request)
+    assert register_request(instance, store, request) == register_request(instance, store, request)
     assert instance.get_dynamic_partitions("soundtrack_requests") == [request.partition_key()]
     assert instance.event_log_storage.get_concurrency_info("gpu").slot_count == 1
-    assert run_progress(instance, "no-such-run") is None
+    assert run_progress(instance, store, "no-such-run") is None
 
 
 def test_code_location_loads_without_torch() -> None:

@@ -8,8 +8,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from musicgen_pipeline.assets.report import CHECK_LOOP
-from musicgen_pipeline.launch import materialize, register_request
+from musicgen_pipeline.defs.assets.transition_report import CHECK_LOOP
+from musicgen_pipeline.instance import register_request
+from musicgen_pipeline.launch import materialize
+from musicgen_pipeline.partition_store import PartitionStore
 from musicgen_pipeline.request import parse_request
 
 pytestmark = pytest.mark.slow
@@ -42,11 +44,15 @@ def loop_env(instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch) -> d
 
 @pytest.mark.parametrize("scenes", [2, 3])
 def test_impossible_threshold_retries_exactly_the_budget_per_seam(
-    loop_env: dg.DagsterInstance, data_dir: Path, monkeypatch: pytest.MonkeyPatch, scenes: int
+    loop_env: dg.DagsterInstance,
+    store: PartitionStore,
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    scenes: int,
 ) -> None:
     monkeypatch.setenv("MFCC_SIMILARITY_MIN", "1.5")  # a cosine similarity never exceeds 1
-    key = register_request(loop_env, parse_request(_request(scenes)))
-    result = materialize(loop_env, key, log_level="WARNING")
+    key = register_request(loop_env, store, parse_request(_request(scenes)))
+    result = materialize(loop_env, store, key, log_level="WARNING")
     assert result.success
     retries = _retries(loop_env, result.run_id)
     assert retries == ["scene_segments"] * (2 * (scenes - 1))  # MAX_REGEN_ATTEMPTS per failing seam
@@ -68,7 +74,7 @@ def test_impossible_threshold_retries_exactly_the_budget_per_seam(
 
 
 def test_met_thresholds_never_retry(
-    loop_env: dg.DagsterInstance, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+    loop_env: dg.DagsterInstance, store: PartitionStore, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name, value in {
         "MFCC_SIMILARITY_MIN": "-1",
@@ -77,17 +83,19 @@ def test_met_thresholds_never_retry(
         "ENERGY_RATIO_MAX": "1e12",
     }.items():
         monkeypatch.setenv(name, value)
-    key = register_request(loop_env, parse_request(_request(3)))
-    result = materialize(loop_env, key, log_level="WARNING")
+    key = register_request(loop_env, store, parse_request(_request(3)))
+    result = materialize(loop_env, store, key, log_level="WARNING")
     assert result.success
     assert _retries(loop_env, result.run_id) == []
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks[CHECK_LOOP].passed
 
 
-def test_quality_loop_off(loop_env: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_quality_loop_off(
+    loop_env: dg.DagsterInstance, store: PartitionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MFCC_SIMILARITY_MIN", "1.5")
     monkeypatch.setenv("USE_QUALITY_LOOP", "false")
-    key = register_request(loop_env, parse_request(_request(2)))
-    result = materialize(loop_env, key, log_level="WARNING")
+    key = register_request(loop_env, store, parse_request(_request(2)))
+    result = materialize(loop_env, store, key, log_level="WARNING")
     assert result.success and _retries(loop_env, result.run_id) == []

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -109,9 +110,16 @@ def test_melody_needs_a_melody_model(tmp_path: Path, monkeypatch: pytest.MonkeyP
         parse_request({**raw, "model": "tiny-random"})
     (problem,) = err.value.problems
     assert problem.field == "melody" and "tiny-random" in problem.message
-    # without a model of its own the request is checked against MUSICGEN_MODEL
-    monkeypatch.setenv("MUSICGEN_MODEL", "facebook/musicgen-small")
+    # without a model of its own the request is checked against the default model its entry point
+    # passes (MUSICGEN_MODEL: render, the inbox, the schedule and REST resolve it from the settings)
     with pytest.raises(RequestError, match="melody"):
-        parse_request(raw)
-    monkeypatch.setenv("MUSICGEN_MODEL", "facebook/musicgen-melody")
-    assert parse_request(raw).melody is not None
+        parse_request(raw, default_model="facebook/musicgen-small")
+    assert parse_request(raw, default_model="facebook/musicgen-melody").melody is not None
+    monkeypatch.setenv("MUSICGEN_MODEL", "facebook/musicgen-small")
+    bad = tmp_path / "inbox-style.json"
+    bad.write_text(json.dumps(raw), encoding="utf-8")
+    from musicgen_pipeline.inbox import read_requests
+    from musicgen_pipeline.settings import get_settings
+
+    with pytest.raises(RequestError, match="melody"):
+        read_requests(bad, default_model=get_settings().musicgen_model)

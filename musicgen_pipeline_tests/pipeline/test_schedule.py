@@ -6,10 +6,13 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
+from musicgen_pipeline.catalogue import read_catalogue
 from musicgen_pipeline.definitions import defs
-from musicgen_pipeline.launch import PARTITIONS_NAME
-from musicgen_pipeline.schedules import read_catalogue
+from musicgen_pipeline.naming import PARTITIONS_NAME
+from musicgen_pipeline.resources import SettingsResource
 from musicgen_pipeline_tests.pipeline.conftest import three_scene_request
+
+RESOURCES = {"settings": SettingsResource()}  # what the daemon binds from the code location
 
 
 def _catalogue_csv(path: Path) -> None:
@@ -46,7 +49,9 @@ def test_schedule_requests_only_unrendered_rows(instance: dg.DagsterInstance, da
     (done / "summary.json").write_text("{}", encoding="utf-8")
 
     schedule = defs.resolve_schedule_def("catalogue_schedule")
-    context = dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def())
+    context = dg.build_schedule_context(
+        instance=instance, repository_def=defs.get_repository_def(), resources=RESOURCES
+    )
     result = schedule.evaluate_tick(context)
     requested = [r.partition_key for r in result.run_requests]
     assert requested == [keys[0], keys[2]]
@@ -58,7 +63,9 @@ def test_schedule_requests_only_unrendered_rows(instance: dg.DagsterInstance, da
     for key in (keys[0], keys[2]):
         (data_dir / "outputs" / key / "summary.json").write_text("{}", encoding="utf-8")
     again = schedule.evaluate_tick(
-        dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def())
+        dg.build_schedule_context(
+            instance=instance, repository_def=defs.get_repository_def(), resources=RESOURCES
+        )
     )
     assert not again.run_requests and again.skip_message
 
@@ -69,6 +76,8 @@ def test_yaml_catalogue(instance: dg.DagsterInstance, data_dir: Path) -> None:
     )
     schedule = defs.resolve_schedule_def("catalogue_schedule")
     result = schedule.evaluate_tick(
-        dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def())
+        dg.build_schedule_context(
+            instance=instance, repository_def=defs.get_repository_def(), resources=RESOURCES
+        )
     )
     assert len(result.run_requests) == 2

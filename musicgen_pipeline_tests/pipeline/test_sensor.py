@@ -7,9 +7,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from musicgen_pipeline.launch import PARTITIONS_NAME, RENDER_JOB
+from musicgen_pipeline.defs.sensors import build_inbox_sensor
+from musicgen_pipeline.inbox import process_inbox
+from musicgen_pipeline.naming import PARTITIONS_NAME, RENDER_JOB
 from musicgen_pipeline.request import parse_request
-from musicgen_pipeline.sensors import build_inbox_sensor, process_inbox
+from musicgen_pipeline.resources import SettingsResource
 from musicgen_pipeline_tests.pipeline.conftest import three_scene_request, write_json
 
 
@@ -19,7 +21,9 @@ def _age(path: Path, seconds: float) -> None:
 
 
 def _tick(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
-    context = dg.build_sensor_context(instance=instance, cursor=cursor)
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"settings": SettingsResource()}
+    )
     result = sensor(context)
     assert isinstance(result, dg.SensorResult)
     for request in result.dynamic_partitions_requests or []:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from musicgen_pipeline.assets.stems import separate_window
 from musicgen_pipeline.audio.io import Audio
 from musicgen_pipeline.audio.stems import DspStemSplitter, split_window
 from musicgen_pipeline.audio.synth import synth_song
+from musicgen_pipeline.defs.assets.segment_stems import separate_window
 
 SR = 32000
 

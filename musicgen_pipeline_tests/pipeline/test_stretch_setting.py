@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from musicgen_pipeline.assets.quality import transition_options
 from musicgen_pipeline.audio.rhythm import align_segment, analyze_beats
 from musicgen_pipeline.audio.synth import synth_song
 from musicgen_pipeline.audio.timeline import scene_generation_seconds
+from musicgen_pipeline.quality import transition_options
 from musicgen_pipeline.request import parse_request
 from musicgen_pipeline.settings import get_settings
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from musicgen_pipeline.assets.quality import quality_thresholds
+from musicgen_pipeline.quality import quality_thresholds
 from musicgen_pipeline.settings import get_settings
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from musicgen_pipeline.partition_store import PartitionFiles
 from musicgen_pipeline.request import PARTITION_KEY_RE
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
@@ -151,11 +152,12 @@ def read_partition(outputs_dir: Path, key: str) -> PartitionView | None:
     """The partition `key` as the pages show it; None when the key is malformed or has no request."""
     if not PARTITION_KEY_RE.match(key):
         return None
-    folder = outputs_dir / key
-    request = _json(folder / "request.json")
+    files = PartitionFiles(outputs_dir / key)
+    folder = files.root
+    request = _json(files.request)
     if request is None:
         return None
-    summary = _json(folder / "summary.json")
+    summary = _json(files.summary)
     soundtrack = None
     named = Path(str((summary or {}).get("soundtrack_path") or "")).name
     candidates = [folder / named] if named else []
@@ -170,13 +172,13 @@ def read_partition(outputs_dir: Path, key: str) -> PartitionView | None:
         folder=folder,
         request=request,
         summary=summary,
-        report=_json(folder / "transition_report.json"),
+        report=_json(files.report),
         soundtrack=soundtrack,
         segments=_audio_in(folder, "segments", "scene"),
         aligned=_audio_in(folder, "aligned", "scene"),
         stems=_stems(folder),
         pictures=pictures,
-        updated=max(_mtime(folder / "request.json"), _mtime(folder / "summary.json")),
+        updated=max(_mtime(files.request), _mtime(files.summary)),
     )
 
 

@@ -19,18 +19,19 @@ from typing import Any
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from musicgen_pipeline.assets.generation import GPU_POOL, GPU_TAGS
-from musicgen_pipeline.assets.media import read_exact, write_exact
-from musicgen_pipeline.assets.partitions import soundtrack_partitions
-from musicgen_pipeline.assets.quality import transition_options
 from musicgen_pipeline.audio.io import Audio
 from musicgen_pipeline.audio.rhythm import BeatGrid
 from musicgen_pipeline.audio.seam_plan import stem_windows
 from musicgen_pipeline.audio.stems import Stems, StemSplitter, split_window
 from musicgen_pipeline.audio.timeline import plan_seams, scene_boundaries
+from musicgen_pipeline.defs.jobs import GPU_OP_TAGS
+from musicgen_pipeline.defs.partitions import soundtrack_partitions
+from musicgen_pipeline.instance import GPU_POOL
+from musicgen_pipeline.media import read_exact, write_exact
+from musicgen_pipeline.naming import SOUNDTRACK_GROUP
+from musicgen_pipeline.quality import transition_options
 from musicgen_pipeline.request import parse_request
-from musicgen_pipeline.resources import PartitionFiles, StemSplitterResource
-from musicgen_pipeline.settings import get_settings
+from musicgen_pipeline.resources import SettingsResource, StemSplitterResource
 
 
 def separate_window(splitter: StemSplitter, audio: Audio, start: int, stop: int, context: int) -> Stems:
@@ -44,9 +45,9 @@ def separate_window(splitter: StemSplitter, audio: Audio, start: int, stop: int,
 
 @dg.asset(
     partitions_def=soundtrack_partitions,
-    group_name="soundtrack",
+    group_name=SOUNDTRACK_GROUP,
     pool=GPU_POOL,
-    op_tags=GPU_TAGS,
+    op_tags=GPU_OP_TAGS,
     kinds={"pytorch"},
     description="Seam plans on the aligned segments, and Demucs (or DSP) stems of only the cross-faded windows.",
 )
@@ -55,10 +56,11 @@ def segment_stems(
     soundtrack_request: dict[str, Any],
     aligned_segments: dict[str, Any],
     stem_splitter: StemSplitterResource,
+    settings: SettingsResource,
 ) -> list[dict[str, Any]]:
     request = parse_request(soundtrack_request)
-    options = transition_options(request, get_settings())
-    files = PartitionFiles.for_key(context.partition_key)
+    options = transition_options(request, settings.resolved)
+    files = settings.store.files(context.partition_key)
     start = time.perf_counter()
     segments = aligned_segments["segments"]
     audios = [read_exact(s["path"]) for s in segments]
@@ -66,7 +68,7 @@ def segment_stems(
     splitter = None
     load_seconds = 0.0
     if options.stem_aware and len(audios) > 1:
-        splitter, load_seconds = stem_splitter.get()
+        splitter, load_seconds = stem_splitter.get(settings.resolved)
     context_frames = round(options.stem_context_seconds * audios[0].sample_rate) if audios else 0
     out: list[dict[str, Any]] = []
     separated_seconds = 0.0

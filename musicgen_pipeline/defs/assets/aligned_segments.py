@@ -12,18 +12,18 @@ from typing import Any
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from musicgen_pipeline.assets.media import read_exact, write_exact
-from musicgen_pipeline.assets.partitions import soundtrack_partitions
 from musicgen_pipeline.audio.filters import remove_dc
 from musicgen_pipeline.audio.rhythm import BeatGrid, align_segment, choose_target_bpm
+from musicgen_pipeline.defs.partitions import soundtrack_partitions
+from musicgen_pipeline.media import read_exact, write_exact
+from musicgen_pipeline.naming import SOUNDTRACK_GROUP
 from musicgen_pipeline.request import parse_request
-from musicgen_pipeline.resources import PartitionFiles
-from musicgen_pipeline.settings import get_settings
+from musicgen_pipeline.resources import SettingsResource
 
 
 @dg.asset(
     partitions_def=soundtrack_partitions,
-    group_name="soundtrack",
+    group_name=SOUNDTRACK_GROUP,
     kinds={"rubberband"},
     description="Segments cleaned of DC offset and stretched to one tempo (the opening scene's) so beats line up across seams.",
 )
@@ -32,10 +32,11 @@ def aligned_segments(
     soundtrack_request: dict[str, Any],
     scene_segments: list[dict[str, Any]],
     beat_grids: list[dict[str, Any]],
+    settings: SettingsResource,
 ) -> dict[str, Any]:
     request = parse_request(soundtrack_request)
-    files = PartitionFiles.for_key(context.partition_key)
-    settings = get_settings()
+    files = settings.store.files(context.partition_key)
+    config = settings.resolved
     start = time.perf_counter()
     grids = [BeatGrid.from_dict(g) for g in beat_grids]
     target = choose_target_bpm(grids) if request.tempo_match else 0.0
@@ -45,7 +46,7 @@ def aligned_segments(
         raw = read_exact(segment["path"])
         audio = remove_dc(raw)
         aligned, aligned_grid = (
-            align_segment(audio, grid, target, max_stretch=settings.max_tempo_stretch)
+            align_segment(audio, grid, target, max_stretch=config.max_tempo_stretch)
             if target > 0
             else (audio, grid)
         )

@@ -7,20 +7,23 @@ from typing import Any
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from musicgen_pipeline.assets.media import read_exact
-from musicgen_pipeline.assets.partitions import soundtrack_partitions
 from musicgen_pipeline.audio.rhythm import analyze_beats
-from musicgen_pipeline.resources import PartitionFiles
+from musicgen_pipeline.defs.partitions import soundtrack_partitions
+from musicgen_pipeline.media import read_exact
+from musicgen_pipeline.naming import SOUNDTRACK_GROUP
+from musicgen_pipeline.resources import SettingsResource
 
 
 @dg.asset(
     partitions_def=soundtrack_partitions,
-    group_name="soundtrack",
+    group_name=SOUNDTRACK_GROUP,
     kinds={"librosa"},
     description="BPM and beat times of each generated segment (octave-corrected librosa beat tracking).",
 )
-def beat_grids(context: AssetExecutionContext, scene_segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    files = PartitionFiles.for_key(context.partition_key)
+def beat_grids(
+    context: AssetExecutionContext, scene_segments: list[dict[str, Any]], settings: SettingsResource
+) -> list[dict[str, Any]]:
+    files = settings.store.files(context.partition_key)
     start = time.perf_counter()
     grids = []
     for segment in scene_segments:

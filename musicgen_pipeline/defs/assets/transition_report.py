@@ -11,7 +11,6 @@ The report is also written to ``outputs/<partition>/transition_report.json``, an
 ``summary.json`` (the catalog's row; its presence marks the partition rendered) last of all.
 """
 
-import json
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -19,10 +18,11 @@ from typing import Any
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from musicgen_pipeline.assets.partitions import soundtrack_partitions
+from musicgen_pipeline.defs.partitions import soundtrack_partitions
+from musicgen_pipeline.naming import SOUNDTRACK_GROUP
+from musicgen_pipeline.partition_store import write_json_atomic
 from musicgen_pipeline.request import SoundtrackRequest, parse_request
-from musicgen_pipeline.resources import PartitionFiles
-from musicgen_pipeline.settings import get_settings
+from musicgen_pipeline.resources import SettingsResource
 
 CHECK_SEAMS = "transitions_pass_thresholds"
 CHECK_LOOP = "quality_loop_converged"
@@ -36,7 +36,7 @@ def expected_duration(request: SoundtrackRequest, sample_rate: int) -> tuple[flo
 
 @dg.asset(
     partitions_def=soundtrack_partitions,
-    group_name="soundtrack",
+    group_name=SOUNDTRACK_GROUP,
     kinds={"json"},
     check_specs=[
         dg.AssetCheckSpec(
@@ -58,10 +58,11 @@ def transition_report(
     scene_segments: list[dict[str, Any]],
     aligned_segments: dict[str, Any],
     soundtrack: dict[str, Any],
+    settings: SettingsResource,
 ):
     request = parse_request(soundtrack_request)
-    settings = get_settings()
-    files = PartitionFiles.for_key(context.partition_key)
+    config = settings.resolved
+    files = settings.store.files(context.partition_key)
     transitions = soundtrack["transitions"]
     failing = [t for t in transitions if not t["passed"]]
     exhausted = [s for s in scene_segments if s["exhausted"]]
@@ -73,8 +74,8 @@ def transition_report(
         "thresholds": transitions[0]["thresholds"] if transitions else None,
         "transitions": transitions,
         "quality_loop": {
-            "enabled": settings.use_quality_loop,
-            "max_regen_attempts": settings.max_regen_attempts,
+            "enabled": config.use_quality_loop,
+            "max_regen_attempts": config.max_regen_attempts,
             "scenes": [
                 {
                     "index": s["index"],
@@ -102,8 +103,7 @@ def transition_report(
             "requested": request.total_duration,
         },
     }
-    path = files.report_path()
-    path.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    path = write_json_atomic(files.report, report)
 
     generation_seconds = sum(
         {(s["seconds"], s["attempt"], s["index"]): s["seconds"] for s in scene_segments}.values()
@@ -130,7 +130,7 @@ def transition_report(
         "rendered_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "run_id": context.run.run_id,
     }
-    files.summary.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    write_json_atomic(files.summary, summary)
 
     rows = "\n".join(
         f"| {t['index']} | {t['boundary_time']:.2f} | {t['mfcc_similarity']:.3f} | {t['spectral_flux']:.1f} | "
@@ -168,7 +168,7 @@ def transition_report(
         metadata={
             "exhausted_scenes": dg.MetadataValue.json([s["index"] for s in exhausted]),
             "regenerations": summary["regenerations"],
-            "max_regen_attempts": settings.max_regen_attempts,
+            "max_regen_attempts": config.max_regen_attempts,
         },
     )
     yield dg.AssetCheckResult(

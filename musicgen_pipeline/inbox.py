@@ -1,6 +1,7 @@
-"""Sensors: the drop folder (``$MUSICGEN_DATA/inbox/``) and the catalog refresh after each render.
+"""The drop folder (``$MUSICGEN_DATA/inbox/``): what one tick of the inbox sensor does with its files.
 
-Drop folder, per tick:
+Plain Python (no Dagster): the sensor (`defs/sensors.py`) turns an `InboxTick` into Dagster's
+run and partition requests. Per tick:
 1. Files already moved to ``inbox/accepted/`` after the cursor (a tick that crashed after moving them,
    before Dagster stored its result) are emitted again; their run keys make that harmless.
 2. Up to SENSOR_MAX_BATCH ``*.json`` files from the inbox, oldest first, skipping ``*.tmp``, hidden
@@ -20,10 +21,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import dagster as dg
-
 from musicgen_pipeline.errors import InputError
-from musicgen_pipeline.launch import CATALOG_JOB, RENDER_JOB, ensure_pools, run_tags, store_request
+from musicgen_pipeline.naming import RENDER_JOB, SOURCE_TAG, run_tags
+from musicgen_pipeline.partition_store import PartitionStore
 from musicgen_pipeline.request import (
     Problem,
     RequestError,
@@ -31,7 +31,6 @@ from musicgen_pipeline.request import (
     load_json_text,
     requests_in_document,
 )
-from musicgen_pipeline.settings import get_settings
 
 ACCEPTED = "accepted"
 REJECTED = "rejected"
@@ -83,7 +82,7 @@ def move_into(path: Path, folder: Path) -> Path:
     return target
 
 
-def read_requests(path: Path) -> list[SoundtrackRequest]:
+def read_requests(path: Path, *, default_model: str | None = None) -> list[SoundtrackRequest]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -91,21 +90,32 @@ def read_requests(path: Path) -> list[SoundtrackRequest]:
             [Problem("<file>", path.name, f"is not UTF-8 text ({exc.reason})")], path.name
         ) from None
     raw = load_json_text(text, source=path.name)
-    return requests_in_document(raw, source=path.name, name=path.stem)
+    return requests_in_document(raw, source=path.name, name=path.stem, default_model=default_model)
 
 
-def _run_request(request: SoundtrackRequest, key: str, source: str) -> dg.RunRequest:
-    return dg.RunRequest(
+@dataclass(frozen=True)
+class PlannedRun:
+    """A render the tick asks for (the sensor makes it a `dg.RunRequest`); the run key is the
+    partition key, so the same content never runs twice."""
+
+    run_key: str
+    partition_key: str
+    job_name: str
+    tags: dict[str, str]
+
+
+def _run_request(request: SoundtrackRequest, key: str, source: str) -> PlannedRun:
+    return PlannedRun(
         run_key=key,
         partition_key=key,
         job_name=RENDER_JOB,
-        tags={**run_tags(request), "musicgen/source": source},
+        tags={**run_tags(request), SOURCE_TAG: source},
     )
 
 
 @dataclass
 class InboxTick:
-    run_requests: list[dg.RunRequest]
+    run_requests: list[PlannedRun]
     new_partitions: list[str]
     accepted: list[Path]
     rejected: list[Path]
@@ -113,11 +123,22 @@ class InboxTick:
     skip_reason: str | None
 
 
-def process_inbox(data_dir: Path, cursor: float, *, max_batch: int, settle_seconds: float) -> InboxTick:
-    """One tick of the drop-folder sensor, as plain Python (the sensor wraps it; tests call either)."""
+def process_inbox(
+    data_dir: Path,
+    cursor: float,
+    *,
+    max_batch: int,
+    settle_seconds: float,
+    default_model: str | None = None,
+) -> InboxTick:
+    """One tick of the drop-folder sensor, as plain Python (the sensor wraps it; tests call either).
+
+    Requests are stored under ``<data_dir>/outputs/<key>/``; `default_model` is the model a request
+    without one uses (its melody check needs it)."""
     inbox = data_dir / "inbox"
+    store = PartitionStore.for_data_dir(data_dir)
     accepted_dir, rejected_dir = inbox / ACCEPTED, inbox / REJECTED
-    run_requests: list[dg.RunRequest] = []
+    run_requests: list[PlannedRun] = []
     partitions: list[str] = []
     new_cursor = cursor
 
@@ -128,8 +149,8 @@ def process_inbox(data_dir: Path, cursor: float, *, max_batch: int, settle_secon
             if ctime <= cursor:
                 continue
             try:
-                for request in read_requests(path):
-                    key = store_request(request)
+                for request in read_requests(path, default_model=default_model):
+                    key = store.save_request(request)
                     partitions.append(key)
                     run_requests.append(_run_request(request, key, path.name))
             except InputError:
@@ -143,7 +164,7 @@ def process_inbox(data_dir: Path, cursor: float, *, max_batch: int, settle_secon
     unreadable: list[str] = []
     for path in scan.ready:
         try:
-            requests = read_requests(path)
+            requests = read_requests(path, default_model=default_model)
         except (
             OSError
         ) as exc:  # vanished (moved by someone else) or not readable yet: leave it, never lose it
@@ -159,7 +180,7 @@ def process_inbox(data_dir: Path, cursor: float, *, max_batch: int, settle_secon
             os.replace(path, target)
             rejected.append(target)
             continue
-        keys = [store_request(r) for r in requests]
+        keys = [store.save_request(r) for r in requests]
         target = move_into(path, accepted_dir)
         accepted.append(target)
         new_cursor = max(new_cursor, target.stat().st_ctime_ns / 1e9)
@@ -178,58 +199,3 @@ def process_inbox(data_dir: Path, cursor: float, *, max_batch: int, settle_secon
             + unread
         )
     return InboxTick(run_requests, list(dict.fromkeys(partitions)), accepted, rejected, new_cursor, skip)
-
-
-def build_inbox_sensor(render_job: dg.UnresolvedAssetJobDefinition | dg.JobDefinition) -> dg.SensorDefinition:
-    @dg.sensor(
-        name="inbox_sensor",
-        job=render_job,
-        minimum_interval_seconds=15,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Renders every *.json request dropped into $MUSICGEN_DATA/inbox/ (batched, idempotent).",
-    )
-    def inbox_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        settings = get_settings()
-        ensure_pools(context.instance)
-        cursor = float(context.cursor) if context.cursor else 0.0
-        tick = process_inbox(
-            settings.data_dir,
-            cursor,
-            max_batch=settings.sensor_max_batch,
-            settle_seconds=settings.sensor_settle_seconds,
-        )
-        for path in tick.rejected:
-            context.log.warning(f"rejected {path.name}: see {path.with_name(path.stem + '.error.json')}")
-        from musicgen_pipeline.assets.partitions import soundtrack_partitions
-
-        new = [
-            k
-            for k in tick.new_partitions
-            if not context.instance.has_dynamic_partition(soundtrack_partitions.name, k)
-        ]
-        return dg.SensorResult(
-            run_requests=tick.run_requests,
-            dynamic_partitions_requests=[soundtrack_partitions.build_add_request(new)] if new else [],
-            cursor=repr(tick.cursor),
-            skip_reason=tick.skip_reason,
-        )
-
-    return inbox_sensor
-
-
-def build_catalog_sensor(
-    render_job: dg.UnresolvedAssetJobDefinition | dg.JobDefinition,
-    catalog_job: dg.UnresolvedAssetJobDefinition | dg.JobDefinition,
-) -> dg.RunStatusSensorDefinition:
-    @dg.run_status_sensor(
-        name="catalog_after_render",
-        run_status=dg.DagsterRunStatus.SUCCESS,
-        monitored_jobs=[render_job],
-        request_job=catalog_job,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"Refreshes the catalog table after every successful {RENDER_JOB} run.",
-    )
-    def catalog_after_render(context: dg.RunStatusSensorContext) -> dg.RunRequest:
-        return dg.RunRequest(run_key=f"catalog-{context.dagster_run.run_id}", job_name=CATALOG_JOB)
-
-    return catalog_after_render

@@ -17,18 +17,18 @@ import dagster as dg
 import numpy as np
 from dagster import AssetExecutionContext
 
-from musicgen_pipeline.assets.media import read_exact, save_picture
-from musicgen_pipeline.assets.partitions import soundtrack_partitions
-from musicgen_pipeline.assets.quality import quality_thresholds
 from musicgen_pipeline.audio.io import write_audio
 from musicgen_pipeline.audio.loudness import normalize_loudness
 from musicgen_pipeline.audio.metrics import score_transition
 from musicgen_pipeline.audio.seam_plan import TransitionPlan
 from musicgen_pipeline.audio.seam_render import render_transition
 from musicgen_pipeline.audio.timeline import assemble, fit_to_length
+from musicgen_pipeline.defs.partitions import soundtrack_partitions
+from musicgen_pipeline.media import read_exact, save_picture
+from musicgen_pipeline.naming import SOUNDTRACK_GROUP
+from musicgen_pipeline.quality import quality_thresholds
 from musicgen_pipeline.request import parse_request
-from musicgen_pipeline.resources import PartitionFiles
-from musicgen_pipeline.settings import get_settings
+from musicgen_pipeline.resources import SettingsResource
 
 
 def _stems(paths: dict[str, str]) -> dict[str, np.ndarray] | None:
@@ -37,7 +37,7 @@ def _stems(paths: dict[str, str]) -> dict[str, np.ndarray] | None:
 
 @dg.asset(
     partitions_def=soundtrack_partitions,
-    group_name="soundtrack",
+    group_name=SOUNDTRACK_GROUP,
     kinds={"wav"},
     description="The finished soundtrack: stem-aware beat-aligned crossfades, scored seams, loudness-normalised.",
 )
@@ -46,10 +46,11 @@ def soundtrack(
     soundtrack_request: dict[str, Any],
     aligned_segments: dict[str, Any],
     segment_stems: list[dict[str, Any]],
+    settings: SettingsResource,
 ) -> dict[str, Any]:
     request = parse_request(soundtrack_request)
-    settings = get_settings()
-    files = PartitionFiles.for_key(context.partition_key)
+    config = settings.resolved
+    files = settings.store.files(context.partition_key)
     start = time.perf_counter()
     audios = [read_exact(s["path"]) for s in aligned_segments["segments"]]
     plans = [TransitionPlan.from_dict(entry["plan"]) for entry in segment_stems]
@@ -67,7 +68,7 @@ def soundtrack(
             f"requested {request.total_duration:g} s: tempo stretch left the segments shorter than their margin; "
             f"the duration check reports it"
         )
-    thresholds = quality_thresholds(settings)
+    thresholds = quality_thresholds(config)
     sr = track.sample_rate
     transitions = []
     for t, ((s0, s1), plan, entry) in enumerate(zip(seams, plans, segment_stems, strict=True)):
@@ -90,7 +91,7 @@ def soundtrack(
                 **scores.to_dict(),
             }
         )
-    normalised, loudness = normalize_loudness(track, settings.target_lufs, settings.true_peak_dbtp)
+    normalised, loudness = normalize_loudness(track, config.target_lufs, config.true_peak_dbtp)
     path = write_audio(files.soundtrack_path(request.output_format), normalised, format=request.output_format)
     picture, md = save_picture(
         normalised, f"soundtrack ({normalised.duration:.1f} s)", files.pictures_dir() / "soundtrack.png"

@@ -1,14 +1,12 @@
 """`catalog`: one table of every rendered soundtrack (all partitions), from their ``summary.json``."""
 
-import json
-from pathlib import Path
-from typing import Any
-
 import dagster as dg
 import pandas as pd
 from dagster import AssetExecutionContext
 
-from musicgen_pipeline.settings import get_settings
+from musicgen_pipeline.naming import CATALOG_GROUP
+from musicgen_pipeline.partition_store import PartitionStore
+from musicgen_pipeline.resources import SettingsResource
 
 CATALOG_COLUMNS = [
     "partition",
@@ -32,33 +30,23 @@ CATALOG_COLUMNS = [
 ]
 
 
-def catalog_path() -> Path:
-    return get_settings().outputs_dir / "catalog.csv"
-
-
-def build_catalog(outputs_dir: Path) -> pd.DataFrame:
-    rows: list[dict[str, Any]] = []
-    for summary in sorted(outputs_dir.glob("*/summary.json")):
-        try:
-            data = json.loads(summary.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue
-        rows.append({c: data.get(c) for c in CATALOG_COLUMNS})
+def build_catalog(store: PartitionStore) -> pd.DataFrame:
+    rows = [{c: data.get(c) for c in CATALOG_COLUMNS} for data in store.summaries()]
     frame = pd.DataFrame(rows, columns=CATALOG_COLUMNS)
     return frame.sort_values("rendered_at", kind="stable").reset_index(drop=True) if len(frame) else frame
 
 
 @dg.asset(
     deps=["soundtrack"],
-    group_name="catalog",
+    group_name=CATALOG_GROUP,
     kinds={"pandas", "csv"},
     description="Every rendered soundtrack (request, model, seed, durations, BPM, scores, timings, path), "
     "written to $MUSICGEN_DATA/outputs/catalog.csv.",
 )
-def catalog(context: AssetExecutionContext) -> dg.MaterializeResult:
-    settings = get_settings()
-    frame = build_catalog(settings.outputs_dir)
-    path = catalog_path()
+def catalog(context: AssetExecutionContext, settings: SettingsResource) -> dg.MaterializeResult:
+    store = settings.store
+    frame = build_catalog(store)
+    path = store.catalog_path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".csv.part")
     frame.to_csv(tmp, index=False)

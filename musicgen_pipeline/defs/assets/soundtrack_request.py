@@ -6,10 +6,10 @@ from typing import Any
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from musicgen_pipeline.assets.partitions import soundtrack_partitions
-from musicgen_pipeline.launch import load_partition_request, store_request
+from musicgen_pipeline.defs.partitions import soundtrack_partitions
+from musicgen_pipeline.naming import SOUNDTRACK_GROUP
 from musicgen_pipeline.request import parse_request_text
-from musicgen_pipeline.settings import get_settings
+from musicgen_pipeline.resources import SettingsResource
 
 
 class RequestConfig(dg.Config):
@@ -24,18 +24,24 @@ class RequestConfig(dg.Config):
 
 @dg.asset(
     partitions_def=soundtrack_partitions,
-    group_name="soundtrack",
+    group_name=SOUNDTRACK_GROUP,
     kinds={"json"},
     description="The validated request of this partition (scenes, prompts, seed, model, switches).",
 )
-def soundtrack_request(context: AssetExecutionContext, config: RequestConfig) -> dict[str, Any]:
+def soundtrack_request(
+    context: AssetExecutionContext, config: RequestConfig, settings: SettingsResource
+) -> dict[str, Any]:
     key = context.partition_key
+    store = settings.store
     if config.request_json.strip():
-        request = parse_request_text(config.request_json, source="run config request_json")
-        store_request(request, key)
+        request = parse_request_text(
+            config.request_json,
+            source="run config request_json",
+            default_model=settings.resolved.musicgen_model,
+        )
+        store.save_request(request, key)
     else:
-        request = load_partition_request(key)
-    settings = get_settings()
+        request = store.load_request(key)
     prompts = request.scene_prompts()
     table = "\n".join(
         f"| {i} | {s.mood or '-'} | {s.duration:g} | {p} |"
@@ -46,7 +52,7 @@ def soundtrack_request(context: AssetExecutionContext, config: RequestConfig) ->
             "scenes": len(request.scenes),
             "total_seconds": request.total_duration,
             "expected_soundtrack_seconds": request.expected_duration,
-            "model": request.model or settings.musicgen_model,
+            "model": request.model or settings.resolved.musicgen_model,
             "seed": request.seed,
             "scene_conditioning": request.scene_conditioning,
             "switches": json.dumps(

@@ -34,27 +34,20 @@ import dagster as dg
 import numpy as np
 from dagster import AssetExecutionContext
 
-from musicgen_pipeline.assets.media import read_exact, save_picture, write_exact
-from musicgen_pipeline.assets.partitions import soundtrack_partitions
-from musicgen_pipeline.assets.quality import judge_seam, quality_thresholds, transition_options
 from musicgen_pipeline.audio.io import Audio
-from musicgen_pipeline.launch import GPU_POOL
-from musicgen_pipeline.request import SoundtrackRequest, parse_request
-from musicgen_pipeline.resources import MusicGenResource, PartitionFiles
-from musicgen_pipeline.settings import get_settings
+from musicgen_pipeline.defs.jobs import GPU_OP_TAGS
+from musicgen_pipeline.defs.partitions import soundtrack_partitions
+from musicgen_pipeline.instance import GPU_POOL
+from musicgen_pipeline.media import read_exact, save_picture, write_exact
+from musicgen_pipeline.naming import SOUNDTRACK_GROUP
+from musicgen_pipeline.partition_store import PartitionFiles
+from musicgen_pipeline.quality import judge_seam, quality_thresholds, transition_options
+from musicgen_pipeline.request import MAX_SEED, SoundtrackRequest, parse_request
+from musicgen_pipeline.resources import MusicGenResource, SettingsResource
+from musicgen_pipeline.settings import Settings
 
-GPU_TAGS = {
-    "dagster-k8s/config": json.dumps(
-        {
-            "container_config": {
-                "resources": {"limits": {"nvidia.com/gpu": 1}, "requests": {"nvidia.com/gpu": 1}}
-            }
-        }
-    )
-}
 MAX_EMBEDDED_PICTURES = 12  # inline PNGs in one event (~100 kB each); the rest are linked by path
 SEED_STRIDE = 1000  # seed of scene i, attempt a = request seed + SEED_STRIDE * i + a
-MAX_SEED = 2**31 - 1
 
 
 def seed_for(request_seed: int, scene: int, attempt: int) -> int:
@@ -146,12 +139,17 @@ class SegmentGenerator:
     """The generation state of one partition, on disk; one instance per step execution."""
 
     def __init__(
-        self, context: AssetExecutionContext, request: SoundtrackRequest, musicgen: MusicGenResource
+        self,
+        context: AssetExecutionContext,
+        request: SoundtrackRequest,
+        musicgen: MusicGenResource,
+        settings: Settings,
+        files: PartitionFiles,
     ):
         self.context = context
         self.request = request
-        self.files = PartitionFiles.for_key(context.partition_key)
-        self.settings = get_settings()
+        self.files = files
+        self.settings = settings
         self.prompts = request.scene_prompts()
         self.loop = self.settings.use_quality_loop and len(request.scenes) > 1
         self.budget = self.settings.max_regen_attempts if self.loop else 0
@@ -177,7 +175,7 @@ class SegmentGenerator:
             "options": self.options.to_dict(),
             "generated_seconds": self.seconds,
         }
-        model_id = musicgen.resolved(request.model)[0]
+        model_id = musicgen.resolved(settings, request.model)[0]
         self.melody: Audio | None = None
         if request.melody:
             from musicgen_pipeline.audio.io import read_audio
@@ -186,12 +184,12 @@ class SegmentGenerator:
             stat = Path(request.melody).stat()
             loop["melody"] = [request.melody, stat.st_size, stat.st_mtime_ns]
         self.fingerprint = generation_fingerprint(request, model_id, self.params, loop)
-        self.state = self.files.ensure("generation", self.fingerprint)
+        self.state = self.files.generation_dir(self.fingerprint)
 
     @property
     def model(self) -> Any:
         if self._model is None:
-            self._model, self.load_seconds = self._musicgen.get(self.request.model)
+            self._model, self.load_seconds = self._musicgen.get(self.settings, self.request.model)
         return self._model
 
     def _groups(self, scenes: list[int], batched: bool) -> dict[float, list[int]]:
@@ -335,19 +333,23 @@ class SegmentGenerator:
 
 @dg.asset(
     partitions_def=soundtrack_partitions,
-    group_name="soundtrack",
+    group_name=SOUNDTRACK_GROUP,
     pool=GPU_POOL,
-    op_tags=GPU_TAGS,
+    op_tags=GPU_OP_TAGS,
     kinds={"pytorch"},
     description="MusicGen audio of every scene (token-level continuation or one batched pass), with the "
     "quality loop: a scene whose seam fails the thresholds is regenerated with the next seed via a Dagster retry.",
 )
 def scene_segments(
-    context: AssetExecutionContext, soundtrack_request: dict[str, Any], musicgen: MusicGenResource
+    context: AssetExecutionContext,
+    soundtrack_request: dict[str, Any],
+    musicgen: MusicGenResource,
+    settings: SettingsResource,
 ) -> list[dict[str, Any]]:
     request = parse_request(soundtrack_request)
     start = time.perf_counter()
-    generator = SegmentGenerator(context, request, musicgen)
+    files = settings.store.files(context.partition_key)
+    generator = SegmentGenerator(context, request, musicgen, settings.resolved, files)
     accepted = generator.run()
     files = generator.files
     segments: list[dict[str, Any]] = []

@@ -1,4 +1,4 @@
-"""The bulk schedule: render a catalogue file of requests on a cron (CATALOG_CRON, default nightly).
+"""The catalogue file the bulk schedule renders (CATALOG_CRON, default nightly); plain Python.
 
 The catalogue is ``$MUSICGEN_DATA/catalog.csv`` or, when that is absent, ``catalog.yaml`` / ``.yml``.
 
@@ -10,7 +10,8 @@ The catalogue is ``$MUSICGEN_DATA/catalog.csv`` or, when that is absent, ``catal
   ``scene_conditioning``.
 
 Only rows not rendered yet (no ``outputs/<key>/summary.json``) and not already queued or running are
-launched; a row with errors is logged with its row number and skipped, the others still run.
+launched (`defs/schedules.py`); a row with errors is logged with its row number and skipped, the
+others still run.
 """
 
 from __future__ import annotations
@@ -18,17 +19,13 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import yaml
 
 from musicgen_pipeline.errors import InputError
-from musicgen_pipeline.launch import RENDER_JOB, is_rendered, register_request, run_tags
 from musicgen_pipeline.request import SoundtrackRequest, parse_request
-from musicgen_pipeline.settings import get_settings
 
 _BOOL = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _NUMERIC = {"seed": int, "crossfade_duration": float}
@@ -87,7 +84,7 @@ class CatalogueRow:
     error: str | None
 
 
-def read_catalogue(path: Path) -> list[CatalogueRow]:
+def read_catalogue(path: Path, *, default_model: str | None = None) -> list[CatalogueRow]:
     rows: list[CatalogueRow] = []
     if path.suffix.lower() == ".csv":
         with path.open(newline="", encoding="utf-8") as handle:
@@ -109,82 +106,12 @@ def read_catalogue(path: Path) -> list[CatalogueRow]:
         name = raw.get("name") if isinstance(raw, dict) else None
         try:
             request = parse_request(
-                raw, source=f"{path.name} row {number}", name=name or f"{path.stem}-{number}"
+                raw,
+                source=f"{path.name} row {number}",
+                name=name or f"{path.stem}-{number}",
+                default_model=default_model,
             )
             rows.append(CatalogueRow(number, request, None))
         except InputError as exc:
             rows.append(CatalogueRow(number, None, str(exc)))
     return sorted(rows, key=lambda r: r.row)
-
-
-_ACTIVE = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
-
-
-def _in_flight(instance: dg.DagsterInstance, key: str) -> bool:
-    runs = instance.get_runs(
-        filters=dg.RunsFilter(job_name=RENDER_JOB, tags={"dagster/partition": key}, statuses=_ACTIVE), limit=1
-    )
-    return bool(runs)
-
-
-def catalogue_run_requests(
-    instance: dg.DagsterInstance, data_dir: Path, tick_id: str
-) -> tuple[list[dg.RunRequest], list[str]]:
-    """(run requests for unrendered rows, log lines for skipped / bad rows)."""
-    path = find_catalogue(data_dir)
-    if path is None:
-        return [], [f"no catalogue at {data_dir}/catalog.csv or catalog.yaml"]
-    requests: list[dg.RunRequest] = []
-    notes: list[str] = []
-    seen: set[str] = set()
-    for row in read_catalogue(path):
-        if row.request is None:
-            notes.append(f"{path.name} row {row.row} skipped: {row.error}")
-            continue
-        key = row.request.partition_key()
-        if key in seen or is_rendered(key) or _in_flight(instance, key):
-            continue
-        seen.add(key)
-        register_request(instance, row.request)
-        requests.append(
-            dg.RunRequest(
-                run_key=f"{key}@{tick_id}",
-                partition_key=key,
-                tags={**run_tags(row.request), "musicgen/source": f"{path.name}:{row.row}"},
-            )
-        )
-    return requests, notes
-
-
-def build_catalogue_schedule(
-    render_job: dg.UnresolvedAssetJobDefinition | dg.JobDefinition,
-) -> dg.ScheduleDefinition:
-    @dg.schedule(
-        name="catalogue_schedule",
-        job=render_job,
-        cron_schedule=get_settings().catalog_cron,
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="Renders every not-yet-rendered row of $MUSICGEN_DATA/catalog.csv (or catalog.yaml).",
-    )
-    def catalogue_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
-        try:
-            tick = context.scheduled_execution_time.isoformat()
-        except dg.DagsterInvariantViolationError:
-            raise
-        except Exception:  # an evaluation outside a real tick (tests, `dagster schedule preview`)
-            tick = datetime.now(timezone.utc).isoformat()
-        requests, notes = catalogue_run_requests(context.instance, get_settings().data_dir, tick)
-        for note in notes:
-            context.log.warning(note)
-        if not requests:
-            return dg.SkipReason(
-                "every catalogue row is rendered or running" + (f"; {notes[0]}" if notes else "")
-            )
-        return requests
-
-    return catalogue_schedule

@@ -1,0 +1,1 @@
+"""The assets, one per module, each module named after its asset."""

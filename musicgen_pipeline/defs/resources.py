@@ -1,0 +1,29 @@
+"""The resources every job gets, and the executor.
+
+- ``settings``: the run's configuration (`SettingsResource`: environment, overridable per run).
+- ``musicgen`` / ``stem_splitter``: the models of the soundtrack graph (loaded once per process).
+- ``separator``: the stem splitter of REST ``/separate``, always Demucs whatever STEM_SOURCE picks for
+  the crossfades.
+- ``io_manager``: the filesystem IO manager (asset outputs under ``$DAGSTER_HOME/storage``).
+
+Executor: in-process. A run's steps share one process, so MusicGen and Demucs load once per run (and
+once per process for in-process `render` of many partitions), never once per step; GPU steps are
+serialised across runs by the `gpu` concurrency pool (see ``musicgen_pipeline/dagster.yaml``).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from musicgen_pipeline.resources import MusicGenResource, SettingsResource, StemSplitterResource
+
+defs = dg.Definitions(
+    resources={
+        "settings": SettingsResource(),
+        "musicgen": MusicGenResource(),
+        "stem_splitter": StemSplitterResource(),
+        "separator": StemSplitterResource(source="demucs"),
+        "io_manager": dg.FilesystemIOManager(),
+    },
+    executor=dg.in_process_executor,
+)
