@@ -18,9 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from musicgen_pipeline import limits
+from musicgen_pipeline import limits, safe_json
 from musicgen_pipeline.errors import InputError
 from musicgen_pipeline.models.capabilities import supports_melody
+from musicgen_pipeline.safe_json import JsonInputError
 
 # --- limits: names for the bounds of the one table in `limits.py` ----------------------------------
 MIN_SCENE_SECONDS = limits.SCENE_SECONDS.minimum
@@ -404,41 +405,47 @@ def parse_request(
     )
 
 
-def load_json_text(text: str, *, source: str | None = None) -> Any:
-    """The JSON document in `text`; an empty or malformed one is a `RequestError` saying where."""
-    if not text.strip():
-        raise RequestError([Problem("<file>", "", "is empty (expected a JSON request)")], source)
+def _refused(exc: JsonInputError, source: str | None) -> RequestError:
+    field = "<json>" if exc.kind in ("syntax", "json") else "<file>"
+    return RequestError([Problem(field, None, exc.reason)], source)
+
+
+def load_json_text(text: str | bytes, *, source: str | None = None) -> Any:
+    """The JSON document in `text`, read by the one safe reader (`safe_json`: size, UTF-8, nesting,
+    NaN/Infinity, huge numbers, long strings, lone surrogates); any problem is a `RequestError`."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RequestError(
-            [
-                Problem(
-                    "<json>", text[:40], f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-                )
-            ],
-            source,
-        ) from None
+        return safe_json.loads(text, source=source)
+    except JsonInputError as exc:
+        raise _refused(exc, source) from None
+
+
+def load_json_file(path: Path, *, source: str | None = None) -> Any:
+    """`load_json_text` of a file, refused by size before it is read whole."""
+    try:
+        return safe_json.read_json_file(path, source=source)
+    except JsonInputError as exc:
+        raise _refused(exc, exc.source) from None
 
 
 def parse_request_text(
-    text: str, *, source: str | None = None, name: str | None = None, default_model: str | None = None
+    text: str | bytes, *, source: str | None = None, default_model: str | None = None
 ) -> SoundtrackRequest:
-    return parse_request(
-        load_json_text(text, source=source), source=source, name=name, default_model=default_model
-    )
+    return parse_request(load_json_text(text, source=source), source=source, default_model=default_model)
 
 
 def load_request(path: str | Path, *, default_model: str | None = None) -> SoundtrackRequest:
-    """Read one request file; the file's stem names the request when it has no ``name``."""
+    """Read one request file. Its identity is its content: the file's name never enters the request
+    (the same request saved under two names is one partition, one run)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: request file not found")
     if path.is_dir():
         raise InputError(f"{path}: is a directory, not a request file")
-    return parse_request_text(
-        path.read_text(encoding="utf-8"), source=str(path), name=path.stem, default_model=default_model
-    )
+    try:
+        raw = load_json_file(path, source=str(path))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the request file ({exc.strerror or exc})") from None
+    return parse_request(raw, source=str(path), default_model=default_model)
 
 
 def requests_in_document(

@@ -11,6 +11,7 @@ import dagster as dg
 
 from musicgen_pipeline.catalogue import find_catalogue, read_catalogue
 from musicgen_pipeline.defs import jobs
+from musicgen_pipeline.errors import InputError
 from musicgen_pipeline.instance import register_request
 from musicgen_pipeline.naming import RENDER_JOB, SOURCE_TAG, run_tags
 from musicgen_pipeline.partition_store import PartitionStore
@@ -42,7 +43,11 @@ def catalogue_run_requests(
     requests: list[dg.RunRequest] = []
     notes: list[str] = []
     seen: set[str] = set()
-    for row in read_catalogue(path, default_model=default_model):
+    try:
+        rows = read_catalogue(path, default_model=default_model)
+    except InputError as exc:  # the whole file is unreadable: one line, and the next tick tries again
+        return [], [f"catalogue skipped: {exc}"]
+    for row in rows:
         if row.request is None:
             notes.append(f"{path.name} row {row.row} skipped: {row.error}")
             continue

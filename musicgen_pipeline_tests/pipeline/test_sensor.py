@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from musicgen_pipeline import inbox as inbox_module
 from musicgen_pipeline.defs.sensors import build_inbox_sensor
 from musicgen_pipeline.inbox import process_inbox
 from musicgen_pipeline.naming import PARTITIONS_NAME, RENDER_JOB
@@ -53,9 +54,9 @@ def test_inbox_folder_cases(instance: dg.DagsterInstance, data_dir: Path, monkey
     first = _tick(sensor, instance, None)
 
     expected_keys = {
-        parse_request(three_scene_request(), name="trip").partition_key(),
-        parse_request(three_scene_request(seed=1), name="batch-0").partition_key(),
-        parse_request(three_scene_request(seed=2), name="batch-1").partition_key(),
+        parse_request(three_scene_request()).partition_key(),
+        parse_request(three_scene_request(seed=1)).partition_key(),
+        parse_request(three_scene_request(seed=2)).partition_key(),
     }
     assert {r.partition_key for r in first.run_requests} == expected_keys
     assert all(r.run_key == r.partition_key and r.job_name == RENDER_JOB for r in first.run_requests)
@@ -93,7 +94,7 @@ def test_inbox_folder_cases(instance: dg.DagsterInstance, data_dir: Path, monkey
     _age(writing, 60)  # the writer finished
     third = _tick(sensor, instance, second.cursor)
     assert [r.partition_key for r in third.run_requests] == [
-        parse_request(three_scene_request(seed=3), name="writing").partition_key()
+        parse_request(three_scene_request(seed=3)).partition_key()
     ]
 
 
@@ -135,14 +136,14 @@ def test_same_name_twice_is_kept_not_overwritten(instance: dg.DagsterInstance, d
 def test_unreadable_file_is_left_in_place(instance: dg.DagsterInstance, data_dir: Path, monkeypatch) -> None:
     inbox = data_dir / "inbox"
     locked = write_json(inbox / "locked.json", three_scene_request())
-    real_read_text = Path.read_text
+    real_read = inbox_module.read_document_bytes
 
-    def read_text(self: Path, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if self.name == "locked.json":
+    def read(path: Path) -> bytes:
+        if path.name == "locked.json":
             raise PermissionError(13, "Permission denied")
-        return real_read_text(self, *args, **kwargs)
+        return real_read(path)
 
-    monkeypatch.setattr(Path, "read_text", read_text)
+    monkeypatch.setattr(inbox_module, "read_document_bytes", read)
     tick = process_inbox(data_dir, 0.0, max_batch=5, settle_seconds=0)
     assert tick.run_requests == [] and "locked.json (Permission denied)" in tick.skip_reason
     assert locked.exists() and not (inbox / "rejected").exists()
