@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from musicgen_pipeline.audio.atomic_write import write_float_wav_atomic
 from musicgen_pipeline.audio.io import Audio
 
 PICTURE_SIZE = (6.4, 2.8)  # inches
@@ -22,12 +23,9 @@ PICTURE_COLUMNS = 480  # spectrogram frames (the picture is ~410 px wide)
 
 
 def write_exact(path: Path, audio: Audio) -> Path:
-    """float32 WAV, bit-exact round trip with `read_exact`; written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    sf.write(str(tmp), audio.samples.T, audio.sample_rate, format="WAV", subtype="FLOAT")
-    tmp.replace(path)
-    return path
+    """float32 WAV, bit-exact round trip with `read_exact`; written atomically (a full disk is an
+    `AudioWriteError` naming the file and the reason, and leaves no partial file)."""
+    return write_float_wav_atomic(path, audio)
 
 
 def read_exact(path: Path) -> Audio:

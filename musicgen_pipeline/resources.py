@@ -92,6 +92,9 @@ class SettingsResource(dg.ConfigurableResource):
     max_regen_attempts: int | None = _field("max_regen_attempts")
     sensor_max_batch: int | None = _field("sensor_max_batch")
     sensor_settle_seconds: float | None = _field("sensor_settle_seconds")
+    min_free_disk_mb: float | None = _field("min_free_disk_mb")
+    retention_upload_hours: float | None = _field("retention_upload_hours")
+    retention_output_days: float | None = _field("retention_output_days")
 
     _resolved: Settings | None = PrivateAttr(default=None)
 
@@ -122,6 +125,11 @@ class SettingsResource(dg.ConfigurableResource):
 def catalog_cron() -> str:
     """The schedule's cron, needed when the code location loads (before any run or resource exists)."""
     return get_settings().catalog_cron
+
+
+def retention_cron() -> str:
+    """The cleanup schedule's cron (read when the code location loads, as `catalog_cron`)."""
+    return get_settings().retention_cron
 
 
 class MusicGenResource(dg.ConfigurableResource):

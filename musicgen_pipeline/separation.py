@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from musicgen_pipeline.audio.io import Audio, read_audio, resample, write_audio
+from musicgen_pipeline.audio.atomic_write import write_audio_atomic
+from musicgen_pipeline.audio.io import Audio, read_audio, resample
 from musicgen_pipeline.audio.stems import STEMS_2, STEMS_4
 
 STEM_SAMPLE_RATE = 44_100
@@ -41,7 +42,7 @@ def separate_file(input_path: Path, stems: int, out_dir: Path, separator: Any) -
         stem = _as_audio(parts[name], audio.sample_rate)
         stem = resample(stem.with_channels(STEM_CHANNELS), STEM_SAMPLE_RATE)
         stem = Audio(stem.samples[:, : audio.frames], stem.sample_rate)
-        paths[name] = str(write_audio(out_dir / f"{name}.wav", stem, format="wav"))
+        paths[name] = str(write_audio_atomic(out_dir / f"{name}.wav", stem, format="wav"))
     return {
         "input_path": str(input_path),
         "stems": stems,

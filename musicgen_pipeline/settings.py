@@ -121,6 +121,11 @@ class Settings:
     sensor_max_batch: int  # SENSOR_MAX_BATCH: request files taken per sensor tick
     sensor_settle_seconds: float  # SENSOR_SETTLE_SECONDS: files modified more recently are left alone
     catalog_cron: str  # CATALOG_CRON: when the bulk catalogue schedule runs
+    # --- disk ------------------------------------------------------------------------------
+    min_free_disk_mb: float  # MIN_FREE_DISK_MB: a job does not start with less free space (0 = no check)
+    retention_upload_hours: float  # RETENTION_UPLOAD_HOURS: uploads/fetched inputs of finished jobs kept
+    retention_output_days: float  # RETENTION_OUTPUT_DAYS: outputs kept (0 = forever, the default)
+    retention_cron: str  # RETENTION_CRON: when the cleanup runs
     # --- REST ------------------------------------------------------------------------------
     api_key: str  # API_KEY: empty = no auth
     max_upload_mb: float  # MAX_UPLOAD_MB
@@ -137,6 +142,10 @@ class Settings:
     # --- listening pages -------------------------------------------------------------------
     listen_url: str  # LISTEN_URL: where `serve` is reached from a browser (links in Dagster metadata)
     listen_require_api_key: bool  # LISTEN_REQUIRE_API_KEY: the /listen pages need API_KEY too
+
+    @property
+    def min_free_bytes(self) -> int:
+        return round(self.min_free_disk_mb * 1e6)
 
     @property
     def inbox_dir(self) -> Path:
@@ -183,6 +192,9 @@ ENV_NAMES: dict[str, str] = {
     "sensor_max_batch": "SENSOR_MAX_BATCH",
     "sensor_settle_seconds": "SENSOR_SETTLE_SECONDS",
     "catalog_cron": "CATALOG_CRON",
+    "min_free_disk_mb": "MIN_FREE_DISK_MB",
+    "retention_upload_hours": "RETENTION_UPLOAD_HOURS",
+    "retention_output_days": "RETENTION_OUTPUT_DAYS",
 }
 
 
@@ -226,6 +238,10 @@ def get_settings(environ: Mapping[str, str] | None = None) -> Settings:
         sensor_max_batch=env_int("SENSOR_MAX_BATCH", 20, minimum=1, environ=e),
         sensor_settle_seconds=env_float("SENSOR_SETTLE_SECONDS", 5.0, minimum=0.0, environ=e),
         catalog_cron=env_str("CATALOG_CRON", "0 2 * * *", e),
+        min_free_disk_mb=env_float("MIN_FREE_DISK_MB", 500.0, minimum=0.0, environ=e),
+        retention_upload_hours=env_float("RETENTION_UPLOAD_HOURS", 24.0, minimum=0.0, environ=e),
+        retention_output_days=env_float("RETENTION_OUTPUT_DAYS", 0.0, minimum=0.0, environ=e),
+        retention_cron=env_str("RETENTION_CRON", "17 * * * *", e),
         api_key=e.get("API_KEY", ""),
         max_upload_mb=env_float("MAX_UPLOAD_MB", 200.0, minimum=0.001, environ=e),
         api_generate_min_seconds=env_int("API_GENERATE_MIN_SECONDS", 10, minimum=1, environ=e),

@@ -46,6 +46,7 @@ from musicgen_pipeline.api.uploads import read_multipart, store_download, store_
 from musicgen_pipeline.errors import InputError
 from musicgen_pipeline.models.capabilities import supports_melody
 from musicgen_pipeline.request import RequestError, SoundtrackRequest
+from musicgen_pipeline.retention import InsufficientSpaceError, check_free_space
 from musicgen_pipeline.settings import Settings, get_settings
 
 JOB_NOT_FOUND = "Job not found"
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         job_type: str, fields: dict[str, Any], body: dict[str, Any], melody_url: str | None = None
     ) -> JobCreated:
         nonce = new_job_id()
+        await anyio.to_thread.run_sync(check_free_space, settings.data_dir, settings.min_free_bytes, "job")
         try:
             request: SoundtrackRequest = build_request(
                 job_type, fields, nonce, default_model=settings.musicgen_model
@@ -207,6 +209,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     async def separate(request: Request) -> JobCreated:
         job_id = new_job_id()
+        await anyio.to_thread.run_sync(check_free_space, settings.data_dir, settings.min_free_bytes, "job")
         content_type = request.headers.get("content-type", "").lower()
         if content_type.startswith("multipart/form-data"):
             form = await read_multipart(request, limits.max_upload_bytes)
@@ -305,6 +308,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _detail(exc.status_code, exc.detail)
 
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
+    @app.exception_handler(InsufficientSpaceError)
+    async def no_space(_: Request, exc: InsufficientSpaceError) -> JSONResponse:
+        return _detail(507, str(exc))
 
     @app.exception_handler(InputError)
     async def input_error(_: Request, exc: InputError) -> JSONResponse:

@@ -115,10 +115,12 @@ def read_request_file(path: Path, *, default_model: str | None = None) -> Soundt
 def run(args: argparse.Namespace) -> int:
     from musicgen_pipeline.instance import get_instance, register_request
     from musicgen_pipeline.launch import RunWatcher, materialize, root_cause, start_run_detached
+    from musicgen_pipeline.retention import check_free_space
 
     settings = get_settings()
     store = PartitionStore(settings.outputs_dir)
     request = read_request_file(args.request, default_model=args.model or settings.musicgen_model)
+    check_free_space(settings.data_dir, settings.min_free_bytes, f"render of {args.request}")
     if args.model:
         from dataclasses import replace
 

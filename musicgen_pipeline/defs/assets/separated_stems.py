@@ -19,6 +19,7 @@ from musicgen_pipeline.instance import GPU_POOL
 from musicgen_pipeline.naming import SEPARATION_GROUP
 from musicgen_pipeline.partition_store import write_json_atomic
 from musicgen_pipeline.resources import SettingsResource, StemSplitterResource
+from musicgen_pipeline.retention import check_free_space
 from musicgen_pipeline.separation import separate_file
 
 
@@ -34,6 +35,9 @@ def separated_stems(
     context: AssetExecutionContext, separator: StemSplitterResource, settings: SettingsResource
 ) -> dg.MaterializeResult:
     key = context.partition_key
+    check_free_space(
+        settings.resolved.data_dir, settings.resolved.min_free_bytes, f"separation {context.partition_key}"
+    )
     store = settings.store
     files = store.files(key)
     input_path, stems = store.read_separation_request(key)

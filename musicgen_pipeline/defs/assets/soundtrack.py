@@ -17,7 +17,7 @@ import dagster as dg
 import numpy as np
 from dagster import AssetExecutionContext
 
-from musicgen_pipeline.audio.io import write_audio
+from musicgen_pipeline.audio.atomic_write import write_audio_atomic
 from musicgen_pipeline.audio.loudness import normalize_loudness
 from musicgen_pipeline.audio.metrics import score_transition
 from musicgen_pipeline.audio.seam_plan import TransitionPlan
@@ -92,7 +92,9 @@ def soundtrack(
             }
         )
     normalised, loudness = normalize_loudness(track, config.target_lufs, config.true_peak_dbtp)
-    path = write_audio(files.soundtrack_path(request.output_format), normalised, format=request.output_format)
+    path = write_audio_atomic(
+        files.soundtrack_path(request.output_format), normalised, format=request.output_format
+    )
     picture, md = save_picture(
         normalised, f"soundtrack ({normalised.duration:.1f} s)", files.pictures_dir() / "soundtrack.png"
     )

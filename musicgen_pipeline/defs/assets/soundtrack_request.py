@@ -10,6 +10,7 @@ from musicgen_pipeline.defs.partitions import soundtrack_partitions
 from musicgen_pipeline.naming import SOUNDTRACK_GROUP
 from musicgen_pipeline.request import parse_request_text
 from musicgen_pipeline.resources import SettingsResource
+from musicgen_pipeline.retention import check_free_space
 
 
 class RequestConfig(dg.Config):
@@ -33,6 +34,8 @@ def soundtrack_request(
 ) -> dict[str, Any]:
     key = context.partition_key
     store = settings.store
+    # The first step: a run that cannot finish for lack of disk fails here, in words, before writing.
+    check_free_space(settings.resolved.data_dir, settings.resolved.min_free_bytes, f"render of {key}")
     if config.request_json.strip():
         request = parse_request_text(
             config.request_json,
