@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from musicgen_pipeline import limits, safe_json
+from musicgen_pipeline.audio.validation import probe_audio_file
 from musicgen_pipeline.errors import InputError
 from musicgen_pipeline.models.capabilities import supports_melody
 from musicgen_pipeline.safe_json import JsonInputError
@@ -369,6 +370,11 @@ def parse_request(
             melody = None
         else:
             melody = str(Path(melody).expanduser().resolve())
+            try:  # the one audio-input rule: decodable, 8-384 kHz, mono/stereo (header only, cheap)
+                probe_audio_file(melody, "melody file")
+            except InputError as exc:
+                problems.append(Problem("melody", melody, str(exc).removeprefix("melody file: ")))
+                melody = None
     if melody is not None:
         # Refused here (REST, inbox, render alike) rather than minutes later inside the run.
         model_id = model.strip() if isinstance(model, str) and model.strip() else default_model

@@ -100,10 +100,13 @@ def test_bad_json_and_requests_lists() -> None:
 
 
 def test_melody_needs_a_melody_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+    import soundfile as sf
+
     from musicgen_pipeline.request import RequestError, parse_request
 
     tune = tmp_path / "tune.wav"
-    tune.write_bytes(b"RIFF")  # existence is what the request checks; decoding happens in the run
+    sf.write(str(tune), np.zeros(3200, dtype=np.float32), 32000)  # the header is checked; decoding in the run
     raw = {"prompt": "flute", "duration": 5, "melody": str(tune)}
     assert parse_request({**raw, "model": "tiny-random-melody"}).melody == str(tune.resolve())
     with pytest.raises(RequestError) as err:
@@ -123,3 +126,26 @@ def test_melody_needs_a_melody_model(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     with pytest.raises(RequestError, match="melody"):
         read_requests(bad, default_model=get_settings().musicgen_model)
+
+
+@pytest.mark.parametrize(
+    ("channels", "rate", "data", "words"),
+    [(8, 32000, None, "has 8 channels"), (1, 1, None, "sample rate 1 Hz"), (1, 0, b"RIFF", "not a readable")],
+)
+def test_melody_file_is_checked_like_every_audio_input(
+    tmp_path: Path, channels: int, rate: int, data: bytes | None, words: str
+) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    from musicgen_pipeline.request import RequestError, parse_request
+
+    tune = tmp_path / "tune.wav"
+    if data is None:
+        sf.write(str(tune), np.zeros((64, channels), dtype=np.float32), rate, subtype="FLOAT")
+    else:
+        tune.write_bytes(data)
+    with pytest.raises(RequestError) as err:
+        parse_request({"prompt": "flute", "duration": 5, "melody": str(tune), "model": "tiny-random-melody"})
+    (problem,) = err.value.problems
+    assert problem.field == "melody" and words in problem.message
