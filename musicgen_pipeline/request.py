@@ -71,6 +71,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
+        if self.value is None and self.field.startswith("<"):  # the whole file/document: no value to show
+            return f"{self.field}: {self.message}"
         return f"{self.field}={_short(self.value)}: {self.message}"
 
 
