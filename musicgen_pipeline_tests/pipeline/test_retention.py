@@ -119,13 +119,14 @@ def full_outputs(data_dir: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(outputs)], check=True)
 
 
+@pytest.mark.slow
 def test_disk_full_during_a_run_names_the_cause_and_leaves_no_part_file(
     instance: dg.DagsterInstance, full_outputs: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:
     monkeypatch.setenv("MUSICGEN_MODEL", "tiny-random")
     monkeypatch.setenv("USE_QUALITY_LOOP", "false")
     monkeypatch.setenv("MIN_FREE_DISK_MB", "0")
-    request = write_json(tmp_path / "r.json", {"prompt": "calm piano", "duration": 2, "stem_aware": False})
+    request = write_json(tmp_path / "r.json", {"prompt": "calm piano", "duration": 1, "stem_aware": False})
     code = main(["render", str(request)])
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 1
