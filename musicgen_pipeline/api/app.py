@@ -308,6 +308,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _detail(exc.status_code, exc.detail)
 
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
+
     @app.exception_handler(InsufficientSpaceError)
     async def no_space(_: Request, exc: InsufficientSpaceError) -> JSONResponse:
         return _detail(507, str(exc))
