@@ -15,8 +15,7 @@ from typing import Any
 
 from musicgen_pipeline.errors import InputError
 from musicgen_pipeline.partition_store import PartitionStore
-from musicgen_pipeline.request import SoundtrackRequest, parse_request
-from musicgen_pipeline.safe_json import read_json_file
+from musicgen_pipeline.request import load_request
 from musicgen_pipeline.settings import Settings, get_settings
 
 
@@ -98,20 +97,6 @@ def _follow(watcher: Any, run_id: str) -> Any:
     return progress
 
 
-def read_request_file(path: Path, *, default_model: str | None = None) -> SoundtrackRequest:
-    """The request in `path`, read by the one safe JSON reader (size, encoding, depth, numbers, strings):
-    every problem is a one-line `InputError`; the file's stem names a request without ``name``."""
-    if not path.exists():
-        raise InputError(f"{path}: request file not found")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, not a request file")
-    try:
-        raw = read_json_file(path)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the request file ({exc.strerror or exc})") from None
-    return parse_request(raw, source=str(path), name=path.stem, default_model=default_model)
-
-
 def run(args: argparse.Namespace) -> int:
     from musicgen_pipeline.instance import get_instance, register_request
     from musicgen_pipeline.launch import RunWatcher, materialize, root_cause, start_run_detached
@@ -119,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     store = PartitionStore(settings.outputs_dir)
-    request = read_request_file(args.request, default_model=args.model or settings.musicgen_model)
+    request = load_request(args.request, default_model=args.model or settings.musicgen_model)
     check_free_space(settings.data_dir, settings.min_free_bytes, f"render of {args.request}")
     if args.model:
         from dataclasses import replace
