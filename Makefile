@@ -13,7 +13,7 @@ export NUMBA_CACHE_DIR ?= $(HOME)/.cache/musicgen-pipeline/numba
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: install rubberband chromium postgres docker-compose test lint demo bench clean
+.PHONY: install rubberband chromium postgres docker-compose fluidsynth test lint demo bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	@touch $@
 
-install: $(VENV)/.installed rubberband chromium postgres docker-compose
+install: $(VENV)/.installed rubberband chromium postgres docker-compose fluidsynth
 
 # pyrubberband shells out to the `rubberband` binary (Debian: rubberband-cli).
 rubberband:
@@ -69,6 +69,17 @@ docker-compose:
 	    echo "error: docker-compose is missing. Install it as root: apt-get install docker-compose (Debian/Ubuntu)" >&2; \
 	    exit 1; \
 	  fi; }
+# The realistic seam fixtures (musicgen_pipeline_tests/realistic_music.py) are MIDI rendered with
+# fluidsynth and the General MIDI soundfont FluidR3_GM (Debian: fluidsynth, fluid-soundfont-gm).
+fluidsynth:
+	@if command -v fluidsynth >/dev/null 2>&1 && { [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || [ -f /usr/share/soundfonts/FluidR3_GM.sf2 ]; }; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing fluidsynth + fluid-soundfont-gm (renders the realistic seam test fixtures)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fluidsynth fluid-soundfont-gm; \
+	else \
+	  echo "error: fluidsynth or the FluidR3_GM soundfont is missing (the realistic seam tests render MIDI with them). Install as root: apt-get install fluidsynth fluid-soundfont-gm (Debian/Ubuntu) or brew install fluid-synth plus a GM soundfont (macOS)" >&2; \
+	  exit 1; \
+	fi
 
 lint: install
 	$(VENV)/bin/ruff check musicgen_pipeline musicgen_pipeline_tests benchmarks

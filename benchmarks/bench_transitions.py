@@ -12,8 +12,15 @@ same run, so the ratio survives noisy shared machines:
              baseline: the same splitter on both whole segments
   crossfade  ours: plan_transition + render_transition (stem-aware) + assemble
              baseline: linear_crossfade_join (naive linear crossfade, no beats/stems)
-  metrics    ours: score_transition (four scores + click detector) on the seam
+  metrics    ours: score_transition (four scores + click detector + rhythm) on the seam
   total      ours: all of the above; baseline: the naive join
+What the rhythm precision costs per seam (issue 12), each beside the same step without it:
+  phase lock plan_transition with phase_lock (bar position + onset cross-correlation)
+             baseline: plan_transition with phase_lock=False (beats only)
+  rhythm     score_transition with rhythm=True; baseline: rhythm=False (the four scores + clicks)
+  time map   align_segment(time_map=True) of a segment whose tempo drifts 4 % (rubberband R2 along
+             its beats; needs fluidsynth for the realistic clip, else skipped)
+             baseline: align_segment at its average tempo (R3, one rate)
 """
 
 from __future__ import annotations
@@ -51,6 +58,19 @@ def timed(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
         result = fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times), result
+
+
+def _drifting_clip(seconds: float) -> Audio | None:
+    """A realistic clip (MIDI rendered with fluidsynth) whose tempo drifts 4 %; None without fluidsynth."""
+    import tempfile
+
+    from musicgen_pipeline_tests.realistic_music import RealisticSong, fluidsynth_missing, render_clip
+
+    if fluidsynth_missing():
+        print(f"time map row skipped: {fluidsynth_missing()}", file=sys.stderr)
+        return None
+    song = RealisticSong(100, seconds, root=60, mode="major", lead_program=40, drift=0.04, seed=9)
+    return render_clip(song, Path(tempfile.gettempdir()) / "musicgen-realistic-clips")
 
 
 def main() -> int:
@@ -113,9 +133,26 @@ def main() -> int:
     track, seams = joined  # type: ignore[misc]
 
     t_metrics, scores = timed(lambda: score_transition(track, *seams[0]), args.repeat)
-    rows.append(("metrics (4 scores + clicks)", t_metrics, "none", None))
+    rows.append(("metrics (4 scores + clicks + rhythm)", t_metrics, "none", None))
     total = t_beats + t_stretch + t_split + t_fade + t_metrics
     rows.append(("total", total, "naive linear crossfade", t_naive))
+
+    # The cost of rhythm precision, per seam.
+    unlocked = TransitionOptions(phase_lock=False)
+    t_lock, _ = timed(lambda: plan_transition(a, ga, nb, ngb, options), args.repeat)
+    t_unlock, _ = timed(lambda: plan_transition(a, ga, nb, ngb, unlocked), args.repeat)
+    rows.append(("phase lock: plan (locked)", t_lock, "plan (beats only)", t_unlock))
+    t_plain_scores, _ = timed(lambda: score_transition(track, *seams[0], rhythm=False), args.repeat)
+    rows.append(("rhythm: scores with rhythm", t_metrics, "scores without rhythm", t_plain_scores))
+    drifting = _drifting_clip(args.seconds)
+    if drifting is not None:
+        grid = analyze_beats(drifting)
+        target = grid.bpm * 0.97
+        t_map, _ = timed(
+            lambda: align_segment(drifting, grid, target, time_map=True), max(1, args.repeat // 2)
+        )
+        t_avg, _ = timed(lambda: align_segment(drifting, grid, target), max(1, args.repeat // 2))
+        rows.append(("time map: stretch (drifting 4 %)", t_map, "stretch at average rate", t_avg))
 
     print(
         f"one transition, two {args.seconds:g} s stereo segments at {sr} Hz (118 -> 126 BPM), median of {args.repeat}"

@@ -106,7 +106,9 @@ def join_segments(
     for i, (seg, grid) in enumerate(zip(segs, found, strict=True)):
         rate = 1.0
         if options.tempo_match and grid is not None and target > 0:
-            out, new_grid = align_segment(seg, grid, target, max_stretch=options.max_stretch)
+            out, new_grid = align_segment(
+                seg, grid, target, max_stretch=options.max_stretch, time_map=options.time_map
+            )
             if out is not seg:
                 rate = octave_ratio(grid.bpm, target)[0]
         else:
@@ -203,7 +205,7 @@ def score_seam(
     if options.beat_align or options.tempo_match:
         ga, gb = analyze_beats(a), analyze_beats(b)
         if options.tempo_match and ga.bpm > 0 and gb.bpm > 0:
-            b, gb = align_segment(b, gb, ga.bpm, max_stretch=options.max_stretch)
+            b, gb = align_segment(b, gb, ga.bpm, max_stretch=options.max_stretch, time_map=options.time_map)
     plan = plan_transition(a, ga, b, gb, options)
     overlap = render_transition(plan, a, b)
     track, seams = assemble([a, b], [plan], [overlap])

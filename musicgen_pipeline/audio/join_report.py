@@ -57,6 +57,9 @@ class TransitionReport:
             "bass_swap_time": None if self.bass_swap_time is None else round(self.bass_swap_time, 4),
             "beat_aligned": self.beat_aligned,
             "stem_aware": self.stem_aware,
+            "prev_end_trim": round(self.plan.prev_end_trim / self.plan.sample_rate, 4),
+            "next_start_trim": round(self.plan.next_start / self.plan.sample_rate, 4),
+            "phase_shift_ms": round(1000 * self.plan.phase_shift_frames / self.plan.sample_rate, 2),
             **self.scores.to_dict(),
             "plan": self.plan.to_dict(),
         }
@@ -77,6 +80,23 @@ class JoinResult:
     def passed(self) -> bool:
         return all(t.passed for t in self.transitions)
 
+    def length_rule(self) -> dict[str, Any]:
+        """How the joined duration follows from the inputs (before any `fit_to_length`):
+        duration = sum(aligned_duration) - sum over seams (overlap_seconds + prev_end_trim + next_start_trim),
+        where prev_end_trim is what is left of the previous segment after its overlap (the overlap's
+        start moved back to a beat of it) and next_start_trim what the next segment skips before its
+        overlap (to its first beat, bar position and onset phase)."""
+        aligned = sum(s.aligned_duration for s in self.segments)
+        overlaps = sum(t.overlap_seconds for t in self.transitions)
+        trims = sum((t.plan.prev_end_trim + t.plan.next_start) / t.plan.sample_rate for t in self.transitions)
+        return {
+            "rule": "duration = sum(aligned_duration) - sum(overlap_seconds + prev_end_trim + next_start_trim)",
+            "aligned_total": round(aligned, 4),
+            "overlaps_total": round(overlaps, 4),
+            "trims_total": round(trims, 4),
+            "duration": round(aligned - overlaps - trims, 4),
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "duration": round(self.audio.duration, 4),
@@ -85,6 +105,7 @@ class JoinResult:
             "target_bpm": round(self.target_bpm, 3),
             "stem_source": self.stem_source,
             "passed": self.passed,
+            "length_rule": self.length_rule(),
             "segments": [s.to_dict() for s in self.segments],
             "transitions": [t.to_dict() for t in self.transitions],
             "timings": {k: round(v, 4) for k, v in self.timings.items()},

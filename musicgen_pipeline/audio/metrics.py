@@ -1,4 +1,4 @@
-"""Transition quality: four scores at a seam, a click detector, and the thresholds they are judged by.
+"""Transition quality: four spectral scores and two rhythm scores at a seam, a click detector, and the thresholds they are judged by.
 
 A seam is scored on the joined audio around the overlap [start, stop): the "before" window is the
 `context` seconds that end where the overlap starts, the "after" window the `context` seconds that
@@ -21,6 +21,9 @@ begin where it ends.
   `CHROMA_CONTEXT_SECONDS` (8 s, several bars: a key, not a single chord) before the overlap and after it.
   Harmonic (key) continuity.
 - **Energy ratio** (< 2.0 passes): louder / quieter RMS of the before and after windows (>= 1; 2.0 = 6 dB).
+- **Inter-beat deviation** (<= 0.06 passes) and **phase error** (<= 0.1 beat passes): rhythm across the
+  seam (`seam_rhythm`: the largest departure of an inter-beat interval touching the seam from the median
+  beat; the two sides' beat grids' phase difference). Not judged (None) where there is no pulse.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ import numpy as np
 from scipy import ndimage
 
 from musicgen_pipeline.audio.io import Audio
+from musicgen_pipeline.audio.seam_rhythm import seam_rhythm
+from musicgen_pipeline.audio.window import Window
 
 CONTEXT_SECONDS = 3.0
 # Harmony changes every bar or two; the key only shows over several bars (8 s = 4 bars at 120 BPM).
@@ -48,14 +53,17 @@ FLUX_FMIN, FLUX_FMAX = 30.0, 8000.0
 
 @dataclass(frozen=True)
 class QualityThresholds:
-    """Pass/fail limits of the four scores. The defaults are the documented ones; an entry point that
-    reads settings (MFCC_SIMILARITY_MIN, SPECTRAL_FLUX_MAX, CHROMA_CORRELATION_MIN, ENERGY_RATIO_MAX)
-    builds its own and passes it down: nothing in `audio/` reads settings."""
+    """Pass/fail limits of the scores. The defaults are the documented ones; an entry point that reads
+    settings (MFCC_SIMILARITY_MIN, SPECTRAL_FLUX_MAX, CHROMA_CORRELATION_MIN, ENERGY_RATIO_MAX,
+    INTER_BEAT_DEVIATION_MAX, PHASE_ERROR_MAX) builds its own and passes it down: nothing in `audio/`
+    reads settings. Rhythm limits: a fraction of the beat period (0.06 = 6 %) and beats."""
 
     mfcc_similarity_min: float = 0.7
     spectral_flux_max: float = 100.0
     chroma_correlation_min: float = 0.5
     energy_ratio_max: float = 2.0
+    inter_beat_deviation_max: float = 0.06
+    phase_error_max: float = 0.1
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -63,7 +71,7 @@ class QualityThresholds:
 
 @dataclass(frozen=True)
 class TransitionScores:
-    """The four scores of one seam, the thresholds applied, and what failed (human-readable)."""
+    """The scores of one seam, the thresholds applied, and what failed (human-readable)."""
 
     mfcc_similarity: float
     spectral_flux: float
@@ -71,6 +79,9 @@ class TransitionScores:
     energy_ratio: float
     thresholds: QualityThresholds = field(default_factory=QualityThresholds)
     clicks: tuple[float, ...] = ()  # seconds (in the scored audio) of clicks found in the seam region
+    # Rhythm across the seam (`seam_rhythm`); None = no pulse to measure (not judged).
+    inter_beat_deviation: float | None = None
+    phase_error: float | None = None
 
     @property
     def failures(self) -> list[str]:
@@ -86,6 +97,13 @@ class TransitionScores:
             )
         if not self.energy_ratio < t.energy_ratio_max:
             out.append(f"energy ratio {self.energy_ratio:.2f} is not below {t.energy_ratio_max}")
+        if self.inter_beat_deviation is not None and self.inter_beat_deviation > t.inter_beat_deviation_max:
+            out.append(
+                f"inter-beat deviation {100 * self.inter_beat_deviation:.1f} % is above "
+                f"{100 * t.inter_beat_deviation_max:g} %"
+            )
+        if self.phase_error is not None and self.phase_error > t.phase_error_max:
+            out.append(f"beat phase error {self.phase_error:.3f} beat is above {t.phase_error_max:g}")
         if self.clicks:
             out.append(f"{len(self.clicks)} click(s) at {', '.join(f'{c:.3f}s' for c in self.clicks[:5])}")
         return out
@@ -103,6 +121,9 @@ class TransitionScores:
             + max(0.0, t.chroma_correlation_min - self.chroma_correlation)
             + max(0.0, self.energy_ratio - t.energy_ratio_max) / max(t.energy_ratio_max, 1e-9)
             + len(self.clicks)
+            + max(0.0, (self.inter_beat_deviation or 0.0) - t.inter_beat_deviation_max)
+            / max(t.inter_beat_deviation_max, 1e-9)
+            + max(0.0, (self.phase_error or 0.0) - t.phase_error_max) / max(t.phase_error_max, 1e-9)
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,10 +133,16 @@ class TransitionScores:
             "chroma_correlation": round(float(self.chroma_correlation), 4),
             "energy_ratio": round(float(self.energy_ratio), 4),
             "clicks": [round(c, 4) for c in self.clicks],
+            "inter_beat_deviation": _round(self.inter_beat_deviation),
+            "phase_error": _round(self.phase_error),
             "passed": self.passed,
             "failures": self.failures,
             "thresholds": self.thresholds.to_dict(),
         }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 4)
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -210,8 +237,10 @@ def score_transition(
     *,
     context_seconds: float = CONTEXT_SECONDS,
     detect: bool = True,
+    rhythm: bool = True,
 ) -> TransitionScores:
-    """Score the seam of joined `audio` whose overlap is frames [overlap_start, overlap_stop)."""
+    """Score the seam of joined `audio` whose overlap is frames [overlap_start, overlap_stop).
+    `rhythm`: also measure the inter-beat deviation and phase error across it (`seam_rhythm`)."""
     thresholds = thresholds or QualityThresholds()
     sr = audio.sample_rate
     y = audio.mono().astype(np.float32)
@@ -254,7 +283,10 @@ def score_transition(
     if detect:
         seam = Audio(audio.samples[:, a0:b1], sr)
         clicks = tuple(a0 / sr + t for t in detect_clicks(seam))
+    groove = seam_rhythm(audio, Window(overlap_start, overlap_stop)) if rhythm else None
     return TransitionScores(
+        inter_beat_deviation=None if groove is None else groove.inter_beat_deviation,
+        phase_error=None if groove is None else groove.phase_error,
         mfcc_similarity=mfcc_similarity(before, after, sr),
         spectral_flux=flux,
         chroma_correlation=chroma_correlation(chroma_before, chroma_after, sr),

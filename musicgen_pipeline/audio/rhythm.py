@@ -88,35 +88,69 @@ class BeatGrid:
         )
 
 
+def _onset_tempo(y: np.ndarray, preferred_bpm: tuple[float, float]) -> tuple[np.ndarray, float] | None:
+    """The onset envelope (median over mel bands) and its octave-corrected tempo; None without a pulse."""
+    import librosa
+
+    if y.size < ANALYSIS_RATE or not np.any(y):
+        return None
+    onset = librosa.onset.onset_strength(y=y, sr=ANALYSIS_RATE, hop_length=HOP, aggregate=np.median)
+    if not np.any(onset > 0):
+        return None
+    tempo = float(
+        np.atleast_1d(librosa.feature.tempo(onset_envelope=onset, sr=ANALYSIS_RATE, hop_length=HOP))[0]
+    )
+    return onset, _choose_octave(onset, tempo, preferred_bpm)
+
+
+def _tracked(onset: np.ndarray, tempo: float) -> np.ndarray:
+    import librosa
+
+    _, frames = librosa.beat.beat_track(
+        onset_envelope=onset, sr=ANALYSIS_RATE, hop_length=HOP, bpm=tempo, tightness=100, trim=False
+    )
+    return np.asarray(librosa.frames_to_time(np.asarray(frames), sr=ANALYSIS_RATE, hop_length=HOP))
+
+
+def _analysis_signal(audio: Audio) -> np.ndarray:
+    return resample(audio, ANALYSIS_RATE).mono() if audio.sample_rate != ANALYSIS_RATE else audio.mono()
+
+
 def analyze_beats(audio: Audio, *, preferred_bpm: tuple[float, float] = PREFERRED_BPM) -> BeatGrid:
     """Tempo and beat times of `audio` (librosa's dynamic-programming tracker), octave-corrected.
 
     The tempo is refined from the tracked beats (robust line fit of beat time against beat index),
     which is far more precise than the tempogram's bin; the octave is the one whose pulse is in
-    `preferred_bpm`, preferring the level that the onset strength actually supports.
+    `preferred_bpm`, preferring the level that the onset strength actually supports. Beats sit on
+    the attacks (`_refine_to_attacks`), the grid is completed at both ends and a stray beat is moved
+    to where its neighbours put it (`_regularise`, `_fix_local_outliers`).
     """
-    import librosa
-
-    y = resample(audio, ANALYSIS_RATE).mono() if audio.sample_rate != ANALYSIS_RATE else audio.mono()
+    y = _analysis_signal(audio)
     duration = audio.duration
-    if y.size < ANALYSIS_RATE or not np.any(y):
+    found = _onset_tempo(y, preferred_bpm)
+    if found is None:
         return BeatGrid(0.0, np.zeros(0), duration)
-    onset = librosa.onset.onset_strength(y=y, sr=ANALYSIS_RATE, hop_length=HOP, aggregate=np.median)
-    if not np.any(onset > 0):
-        return BeatGrid(0.0, np.zeros(0), duration)
-    tempo = float(
-        np.atleast_1d(librosa.feature.tempo(onset_envelope=onset, sr=ANALYSIS_RATE, hop_length=HOP))[0]
-    )
-    tempo = _choose_octave(onset, tempo, preferred_bpm)
-    _, frames = librosa.beat.beat_track(
-        onset_envelope=onset, sr=ANALYSIS_RATE, hop_length=HOP, bpm=tempo, tightness=100, trim=False
-    )
-    times = librosa.frames_to_time(np.asarray(frames), sr=ANALYSIS_RATE, hop_length=HOP)
+    onset, tempo = found
+    times = _tracked(onset, tempo)
     bpm = _fit_bpm(times, tempo)
     times = _refine_to_attacks(_regularise(times, bpm, duration), y)
     times = _fix_local_outliers(times)
     bpm = _fit_bpm(times, bpm)
     return BeatGrid(bpm, times, duration)
+
+
+def track_beats(
+    audio: Audio, *, bpm: float | None = None, preferred_bpm: tuple[float, float] = PREFERRED_BPM
+) -> np.ndarray:
+    """Beat times (seconds) as the tracker finds them, each moved onto its attack, with no smoothing
+    or completion of the grid: what a measurement of beat regularity needs (a stumble stays in it).
+    `bpm`: the tempo to track at (default: estimated, octave-corrected as in `analyze_beats`)."""
+    y = _analysis_signal(audio)
+    found = _onset_tempo(y, preferred_bpm)
+    if found is None:
+        return np.zeros(0)
+    onset, tempo = found
+    return _refine_to_attacks(_tracked(onset, bpm or tempo), y)
 
 
 def _choose_octave(onset: np.ndarray, tempo: float, preferred: tuple[float, float]) -> float:
@@ -182,55 +216,78 @@ def _regularise(times: np.ndarray, bpm: float, duration: float) -> np.ndarray:
     return out[(out >= 0) & (out < duration - 0.1 * tail)]
 
 
-def _refine_to_attacks(
-    times: np.ndarray, y: np.ndarray, before: float = 0.06, after: float = 0.03
-) -> np.ndarray:
-    """Move each beat to the steepest rise of the ~1 ms log-energy envelope (above 800 Hz) within
-    [-before, +after] s.
+def attack_envelope(y: np.ndarray) -> tuple[np.ndarray, float, int]:
+    """(rise, frames per second, pad): the per-frame rise (dB) of the ~2 ms log-energy envelope above
+    800 Hz, frames `ANALYSIS_RATE // 1000` samples apart (~1 ms); frame k + `pad` is at k ms.
 
-    The onset-strength peak lags the physical attack by 7-25 ms (analysis window smear); the energy
-    rise does not. A beat with no clear rise (< 3 dB per ms) nearby stays where it is.
-    Envelope frames are `hop` = 22 samples (~1 ms at 22.05 kHz).
+    Attacks are found above 800 Hz: there a 2 ms energy frame is steady between attacks, while low
+    notes (a bass, a kick's body) make a short frame's energy swing with the waveform's phase.
     """
-    if times.size == 0:
-        return times
     from scipy import signal
 
     hop = ANALYSIS_RATE // 1000
     frame = 2 * hop
-    # Attacks are found above 800 Hz: there a 2 ms energy frame is steady between attacks, while low
-    # notes (a bass, a kick's body) make a short frame's energy swing with the waveform's phase.
     sos = signal.butter(4, 800.0, btype="highpass", fs=ANALYSIS_RATE, output="sos")
     y = signal.sosfilt(sos, np.asarray(y, dtype=np.float64))
     # Silence before the start, so a sound that begins at sample 0 still shows its rise.
     y = np.concatenate([np.zeros(frame), y])
-    n = (y.size - frame) // hop
-    if n < 4:
-        return times
+    n = max(0, (y.size - frame) // hop)
     # Mean square over each 2 ms frame via a running sum (no frames matrix: long audio stays small).
     csum = np.concatenate([[0.0], np.cumsum(y * y)])
     starts = hop * np.arange(n)
     energy = np.maximum(csum[starts + frame] - csum[starts], 0.0) / frame
-    level = 10 * np.log10(energy + 1e-12 + 1e-4 * float(energy.max()))
-    rise = np.diff(level)
-    pad = frame // hop  # frames of the silence prepended
-    rate = ANALYSIS_RATE / hop  # envelope frames per second
-    out = times.copy()
-    for i, t in enumerate(times):
-        lo = max(0, int((t - before) * rate) + pad)
-        hi = min(rise.size, int((t + after) * rate) + pad + 1)
+    level = 10 * np.log10(energy + 1e-12 + 1e-4 * float(energy.max() if energy.size else 0.0))
+    return np.diff(level), ANALYSIS_RATE / hop, frame // hop
+
+
+def attack_lag(times: np.ndarray, rise: np.ndarray, rate: float, pad: int) -> float:
+    """Seconds from the tracker's beats to the music's attacks, common to all beats: the peak of the
+    beat-synchronous average of the (positive) rise envelope over [-120, +40] ms around each beat.
+
+    The onset-strength peak lags the physical attack by 7-60 ms (analysis window smear; more with
+    soft-attack instruments, whose median-over-bands onset peaks late); the lag is one number per piece
+    of music, so it is measured from all its beats at once rather than guessed per beat.
+    """
+    lo, hi = round(-0.120 * rate), round(0.040 * rate)
+    rows = []
+    for t in times:
+        c = int(t * rate) + pad
+        if c + lo >= 0 and c + hi < rise.size:
+            rows.append(np.maximum(rise[c + lo : c + hi], 0.0))
+    if len(rows) < 4:
+        return -0.015
+    profile = np.convolve(np.mean(rows, axis=0), np.ones(3) / 3, mode="same")
+    return float((lo + int(np.argmax(profile))) / rate)
+
+
+def _refine_to_attacks(times: np.ndarray, y: np.ndarray, reach: float = 0.025) -> np.ndarray:
+    """Move each beat to the steepest rise of the ~1 ms log-energy envelope (above 800 Hz) within
+    +-`reach` s of where the piece's common attack lag (`attack_lag`) puts it.
+
+    A beat with no clear rise (< 3 dB per ms) nearby moves by the common lag only.
+    """
+    if times.size == 0:
+        return times
+    rise, rate, pad = attack_envelope(y)
+    if rise.size < 4:
+        return times
+    lag = attack_lag(times, rise, rate, pad)
+    hop = ANALYSIS_RATE // 1000
+    out = np.maximum(times + lag, 0.0)
+    for i, t in enumerate(out):
+        lo = max(0, int((t - reach) * rate) + pad)
+        hi = min(rise.size, int((t + reach) * rate) + pad + 1)
         if hi <= lo:
             continue
         window = rise[lo:hi]
-        # Steepest rise, weighted towards where the attack is expected: the tracker's beat lags the
-        # physical attack by ~15 ms (see above); other rises nearby (a swell, an echo) weigh less.
-        expected = (t - 0.015) * rate + pad
-        weight = np.exp(-0.5 * ((np.arange(lo, hi) - expected) / (0.025 * rate)) ** 2)
+        # Steepest rise, weighted towards where the attack is expected; other rises nearby (a swell,
+        # an echo, the next hi-hat) weigh less.
+        weight = np.exp(-0.5 * ((np.arange(lo, hi) - (t * rate + pad)) / (0.5 * reach * rate)) ** 2)
         k = int(np.argmax(window * weight))
         if window[k] > 3.0:
             j = lo + k
             # rise[j] compares frames j and j+1 (1 ms apart, 2 ms long): the attack starts near frame j+1.
-            out[i] = max(0.0, ((j + 1) * hop - frame) / ANALYSIS_RATE)
+            out[i] = max(0.0, ((j + 1) * hop - 2 * hop) / ANALYSIS_RATE)
     return out
 
 
@@ -315,20 +372,102 @@ def stretch_to_tempo(
     return stretch(audio, rate)
 
 
+# A segment whose smoothed beats stray further than this from its straight-line grid drifts in tempo:
+# it is stretched along a time map (`drift_time_map`) rather than by its average tempo.
+DRIFT_TOLERANCE_SECONDS = 0.010
+DRIFT_SMOOTH_BEATS = 4  # smoothing reach (beats each side) and key-frame spacing of the time map
+
+
+def _smoothed_beats(times: np.ndarray, index: np.ndarray, reach: int) -> np.ndarray:
+    """Each beat's time from a line fitted through its `reach` neighbours on each side: keeps tempo
+    drift (seconds of change), drops a performer's per-beat timing (ms)."""
+    out = np.empty_like(times)
+    for i in range(times.size):
+        lo, hi = max(0, i - reach), min(times.size, i + reach + 1)
+        slope, intercept = np.polyfit(index[lo:hi], times[lo:hi], 1)
+        out[i] = intercept + slope * index[i]
+    return out
+
+
+def drift_time_map(
+    grid: BeatGrid, rate: float, sample_rate: int, frames: int, tolerance: float = DRIFT_TOLERANCE_SECONDS
+) -> list[tuple[int, int]] | None:
+    """A rubberband time map [(source frame, target frame), ...] that puts the segment's smoothed beats
+    on an even grid at `rate` x its mean tempo, or None when its tempo does not drift (smoothed beats
+    within `tolerance` s of the straight-line grid) or there are too few beats to tell."""
+    times = grid.beat_times
+    if times.size < 3 * DRIFT_SMOOTH_BEATS or grid.bpm <= 0:
+        return None
+    median = float(np.median(np.diff(times)))
+    index = np.round((times - times[0]) / median)
+    if np.any(np.diff(index) <= 0):
+        return None
+    slope, intercept = np.polyfit(index, times, 1)
+    smooth = _smoothed_beats(times, index, DRIFT_SMOOTH_BEATS)
+    line = intercept + slope * index
+    if float(np.max(np.abs(smooth - line))) < tolerance:
+        return None
+    # The first beat inside the audio keeps its place (stretched by the mean rate); every later key
+    # lands on the even grid that starts there, so no interval of the output departs from the period.
+    inside = np.nonzero(smooth > 0)[0]
+    if inside.size < 2 * DRIFT_SMOOTH_BEATS:
+        return None
+    first = int(inside[0])
+    keys = list(range(first, times.size, DRIFT_SMOOTH_BEATS))
+    if keys[-1] != times.size - 1:
+        keys.append(times.size - 1)
+    src = np.round(smooth[keys] * sample_rate).astype(np.int64)
+    dst = np.round((smooth[first] + line[keys] - line[first]) / rate * sample_rate).astype(np.int64)
+    ok = (src > 0) & (dst > 0) & (src < frames)
+    src, dst = src[ok], dst[ok]
+    if src.size < 2 or np.any(np.diff(src) <= 0) or np.any(np.diff(dst) <= 0):
+        return None
+    # Beyond the last key the local stretch of the last key interval goes on to the end.
+    tail = (dst[-1] - dst[-2]) / (src[-1] - src[-2])
+    end = int(dst[-1] + round((frames - src[-1]) * tail))
+    return [(0, 0), *zip(src.tolist(), dst.tolist(), strict=True), (frames, end)]
+
+
+def stretch_along(audio: Audio, time_map: list[tuple[int, int]]) -> Audio:
+    """Stretch `audio` along a time map (pitch kept). Rubberband 3.1 honours time maps with its R2
+    engine only (R3 'fine' ignores them), so this uses R2."""
+    import pyrubberband
+
+    y = audio.samples.T if audio.channels > 1 else audio.samples[0]
+    out = pyrubberband.timemap_stretch(y, audio.sample_rate, time_map, rbargs={"--no-threads": ""})
+    out = np.asarray(out, dtype=np.float32)
+    return Audio(out.T if out.ndim == 2 else out[np.newaxis, :], audio.sample_rate)
+
+
 def align_segment(
-    audio: Audio, grid: BeatGrid, target_bpm: float, *, max_stretch: float = MAX_STRETCH
+    audio: Audio,
+    grid: BeatGrid,
+    target_bpm: float,
+    *,
+    max_stretch: float = MAX_STRETCH,
+    time_map: bool = False,
 ) -> tuple[Audio, BeatGrid]:
     """Tempo-match one segment: (stretched audio, its grid at the target tempo and octave).
 
     The grid is scaled by the stretch rate (times / rate) and re-counted at the target's octave, so
     the beats of every aligned segment are at the same level. A change above `max_stretch` (after
-    octave folding) is not applied: the audio and grid come back unstretched.
+    octave folding) is not applied: the audio and grid come back unstretched. With `time_map`, a
+    segment whose tempo drifts (`drift_time_map`) is stretched along its beats onto an even grid at
+    the target tempo, and its grid is that even grid.
     """
     if grid.bpm <= 0 or target_bpm <= 0:
         return audio, grid
     rate, octave = octave_ratio(grid.bpm, target_bpm)
     if abs(rate - 1.0) > max_stretch:
         return audio, grid
+    sr = audio.sample_rate
+    keys = drift_time_map(grid, rate, sr, audio.frames) if time_map else None
+    if keys is not None:
+        out = stretch_along(audio, keys)
+        src, dst = np.array(keys, dtype=np.float64).T
+        times = np.interp(grid.beat_times * sr, src, dst) / sr
+        warped = BeatGrid(grid.bpm * rate, times, out.duration).at_octave(octave)
+        return out, BeatGrid(warped.bpm, warped.beat_times[warped.beat_times < out.duration], out.duration)
     out = stretch(audio, rate) if abs(rate - 1.0) >= 1e-3 else audio
     scaled = grid.scaled(rate).at_octave(octave)
     return out, BeatGrid(scaled.bpm, scaled.beat_times[scaled.beat_times < out.duration], out.duration)

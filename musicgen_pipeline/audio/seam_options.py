@@ -28,6 +28,12 @@ class TransitionOptions:
     the previous segment (and into the next) the overlap may move to land on beats. curve: equal_power
     (the default, cos/sin), linear, or adaptive (equal power corrected for the measured correlation of
     the two sides, per stem: no +3 dB bump when both sides carry the same material).
+    phase_lock: after beat alignment, let the two sides' onsets decide which beats meet (bar
+    position: prev's overlap start may move by one beat, nxt's among its beats within
+    `beat_search_seconds`) and shift nxt's start by the residual grid offset (up to
+    `phase_lock_seconds`, from the onset envelopes' cross-correlation over the overlap; `phase_lock`).
+    time_map: stretch a segment whose tempo drifts along a time map (its smoothed beats onto an even
+    grid) instead of by its average tempo (`rhythm.align_segment`).
     """
 
     crossfade_seconds: float = 2.0
@@ -42,6 +48,9 @@ class TransitionOptions:
     curve: str = "equal_power"
     max_stretch: float = MAX_STRETCH
     target_bpm_policy: str = "first"
+    phase_lock: bool = True
+    phase_lock_seconds: float = 0.035
+    time_map: bool = True
 
     def __post_init__(self) -> None:
         if not (isinstance(self.crossfade_seconds, (int, float)) and math.isfinite(self.crossfade_seconds)):
@@ -55,6 +64,7 @@ class TransitionOptions:
             "zero_cross_seconds",
             "micro_fade_seconds",
             "stem_context_seconds",
+            "phase_lock_seconds",
         ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):

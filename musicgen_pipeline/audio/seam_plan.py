@@ -16,7 +16,8 @@ import numpy as np
 
 from musicgen_pipeline.audio.crossfade import joint_zero_crossing_shift
 from musicgen_pipeline.audio.io import Audio
-from musicgen_pipeline.audio.rhythm import BeatGrid
+from musicgen_pipeline.audio.phase_lock import ENVELOPE_RATE, fine_lag, onset_envelopes, pattern_score
+from musicgen_pipeline.audio.rhythm import BeatGrid, octave_ratio
 from musicgen_pipeline.audio.seam_options import TransitionOptions
 from musicgen_pipeline.audio.window import Window
 from musicgen_pipeline.errors import InputError
@@ -46,6 +47,12 @@ class TransitionPlan:
     stem_aware: bool
     curve: str
     micro_fade_frames: int
+    # Phase locking (`phase_lock`): how far (frames) nxt's start moved to meet prev's onsets, how many
+    # beats each side's start moved for the bar position, and the two sides' pattern agreement.
+    phase_shift_frames: int = 0
+    prev_beat_shift: int = 0
+    next_beat_shift: int = 0
+    pattern_score: float = 0.0
 
     @property
     def prev_stop(self) -> int:
@@ -64,6 +71,11 @@ class TransitionPlan:
     def next_window(self) -> Window:
         """The frames of nxt that fade in."""
         return Window(self.next_start, self.next_stop)
+
+    @property
+    def prev_end_trim(self) -> int:
+        """Frames of prev after its overlap (not heard): where the seam's start moved back to a beat."""
+        return self.prev_frames - self.prev_stop
 
     @property
     def overlap_seconds(self) -> float:
@@ -91,6 +103,83 @@ def _beats_frames(grid: BeatGrid | None, sample_rate: int) -> np.ndarray:
     if grid is None or len(grid) == 0:
         return np.zeros(0, dtype=np.int64)
     return np.round(grid.beat_times * sample_rate).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class _Lock:
+    prev_start: int
+    next_start: int
+    shift: int = 0
+    prev_beats: int = 0
+    next_beats: int = 0
+    score: float = 0.0
+
+
+# Phase locking needs the same pulse on both sides: tempo matched (or equal) within this fraction.
+LOCK_TEMPO_TOLERANCE = 0.02
+# A bar position other than the planner's default must agree clearly better to be taken.
+PATTERN_MARGIN = 0.05
+
+
+def _phase_lock(
+    prev: Audio,
+    nxt: Audio,
+    p_ok: np.ndarray,
+    n_ok: np.ndarray,
+    p0: int,
+    n0: int,
+    n: int,
+    prev_grid: BeatGrid,
+    next_grid: BeatGrid,
+    options: TransitionOptions,
+) -> _Lock:
+    """Choose which beats meet (prev's start within one beat of `p0`, nxt's among `n_ok`) by the
+    agreement of their onset patterns over the overlap, then shift nxt's start by the residual offset
+    of the two sides' onsets (`phase_lock.fine_lag`). Unchanged when the tempi differ."""
+    sr = prev.sample_rate
+    rate, _ = octave_ratio(next_grid.bpm, prev_grid.bpm)
+    if prev_grid.bpm <= 0 or abs(rate - 1.0) > LOCK_TEMPO_TOLERANCE:
+        return _Lock(p0, n0)
+    period = 60.0 / prev_grid.bpm * sr
+    hop = max(1, round(sr / ENVELOPE_RATE))
+    max_lag = max(1, round(min(options.phase_lock_seconds, 0.25 * period / sr) * ENVELOPE_RATE))
+    reach = max_lag * hop
+    p_cands = sorted({int(p) for p in p_ok if abs(int(p) - p0) <= 1.05 * period})
+    n_cands = sorted(int(q) for q in n_ok)[:4]
+    if p0 not in p_cands:
+        p_cands.append(p0)
+    if n0 not in n_cands:
+        n_cands.append(n0)
+    # Envelopes once per side over every candidate window (nxt's widened by the fine-lag reach).
+    p_lo, p_hi = min(p_cands), max(p_cands) + n
+    n_lo, n_hi = max(0, min(n_cands) - reach), min(nxt.frames, max(n_cands) + n + reach)
+    env_p = onset_envelopes(prev.samples[:, p_lo:p_hi], sr)
+    env_n = onset_envelopes(nxt.samples[:, n_lo:n_hi], sr)
+    width = n // hop
+
+    def window(env: np.ndarray, lo: int, start: int, extra: int = 0) -> np.ndarray:
+        i = (start - lo) // hop - extra
+        return env[:, max(0, i) : i + width + 2 * extra] if i >= 0 else np.zeros((2, 0))
+
+    def score(p: int, q: int) -> float:
+        return pattern_score(window(env_p, p_lo, p), window(env_n, n_lo, q))
+
+    default = score(p0, n0)
+    best = max(((score(p, q), p, q) for p in p_cands for q in n_cands), key=lambda c: c[0])
+    chosen = (default, p0, n0) if best[0] < default + PATTERN_MARGIN else best
+    value, p, q = chosen
+    lag, peak = fine_lag(window(env_p, p_lo, p), window(env_n, n_lo, q, max_lag), max_lag)
+    shift = round(lag * hop) if peak > 0.1 else 0
+    if not (q + shift >= 0 and q + shift + n <= nxt.frames):
+        shift = 0
+    return _Lock(
+        prev_start=p,
+        next_start=q + shift,
+        shift=shift,
+        prev_beats=round((p - p0) / period),
+        next_beats=round((q - n0) / period),
+        score=float(value),
+    )
 
 
 def plan_transition(
@@ -145,6 +234,10 @@ def plan_transition(
             else:
                 p0 = int(p_ok[np.argmin(np.abs(p_ok - int(prev_target_start)))])
             n0, aligned = int(n_ok.min()), True
+    lock = _Lock(p0, n0)
+    if aligned and options.phase_lock and prev_grid is not None and next_grid is not None:
+        lock = _phase_lock(prev, nxt, p_ok, n_ok, p0, n0, n, prev_grid, next_grid, options)
+        p0, n0 = lock.prev_start, lock.next_start
 
     shift = 0
     if options.zero_cross:
@@ -185,6 +278,10 @@ def plan_transition(
         stem_aware=options.stem_aware,
         curve=options.curve,
         micro_fade_frames=round(options.micro_fade_seconds * sr),
+        phase_shift_frames=lock.shift,
+        prev_beat_shift=lock.prev_beats,
+        next_beat_shift=lock.next_beats,
+        pattern_score=round(lock.score, 4),
     )
 
 

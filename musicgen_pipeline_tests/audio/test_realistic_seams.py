@@ -1,0 +1,143 @@
+"""Seams on realistic music (MIDI with drums rendered by fluidsynth + FluidR3_GM), judged against the
+same music unjoined: the rhythm measures' null level, phase locking, the time map, the length rule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from musicgen_pipeline.audio.io import Audio
+from musicgen_pipeline.audio.join import join_segments
+from musicgen_pipeline.audio.metrics import score_transition
+from musicgen_pipeline.audio.rhythm import BeatGrid, align_segment, analyze_beats, octave_ratio, track_beats
+from musicgen_pipeline.audio.seam_options import TransitionOptions
+from musicgen_pipeline.audio.seam_plan import plan_transition
+from musicgen_pipeline.audio.seam_render import render_transition
+from musicgen_pipeline.audio.seam_rhythm import null_seam_rhythm, seam_rhythm
+from musicgen_pipeline.audio.timeline import assemble
+from musicgen_pipeline.audio.window import Window
+from musicgen_pipeline_tests.realistic_music import PAIRS, RealisticSong
+
+Render = Callable[[RealisticSong], Audio]
+# Three pairs of the eight (the benchmark joins all): a slow half-time ballad, a pop groove whose
+# second clip is 8 % faster, and two performers who drift in tempo (+4 %, -3 %).
+JOINED = ("76-82 ballad", "92-100 pop", "100-96 drifting")
+
+
+@pytest.fixture(scope="module")
+def null_limit(render: Render) -> float:
+    """The music's own inter-beat deviation at pseudo-seams of the unjoined clips: 95th percentile."""
+    values = [
+        r.inter_beat_deviation
+        for name in JOINED
+        for song in PAIRS[name]
+        for r in null_seam_rhythm(render(song), 2.0, hop_seconds=2.0)
+        if r.inter_beat_deviation is not None
+    ]
+    assert len(values) > 30
+    return float(np.percentile(values, 95))
+
+
+@pytest.fixture(scope="module")
+def render(render_song: Render) -> Render:
+    return render_song
+
+
+def test_clips_have_the_scores_tempo_and_beats(render: Render) -> None:
+    song = PAIRS["92-100 pop"][0]
+    clip = render(song)
+    assert clip.channels == 2 and abs(clip.duration - song.seconds) < 1e-3
+    grid = analyze_beats(clip)
+    assert abs(octave_ratio(grid.bpm, song.bpm)[0] - 1) < 0.005
+    truth = song.beat_times()
+    errors = np.array([np.min(np.abs(truth - t)) for t in grid.beat_times])
+    # Beats on the attacks (within the performers' 3 ms timing and the soundfont's attack times).
+    assert np.median(errors) < 0.008
+
+
+def test_null_level_of_unjoined_music(render: Render, null_limit: float) -> None:
+    # Unjoined music reads as continuous: a small spread, no phase jump.
+    assert 0.003 < null_limit < 0.05
+    phases = [
+        r.phase_error
+        for song in PAIRS["92-100 pop"]
+        for r in null_seam_rhythm(render(song), 2.0, hop_seconds=2.0)
+        if r.phase_error is not None
+    ]
+    assert np.percentile(phases, 95) < 0.04
+
+
+def test_a_stumble_is_measured_and_fails_the_seam(render: Render) -> None:
+    clip = render(PAIRS["92-100 pop"][1])
+    grid = analyze_beats(clip)
+    sr = clip.sample_rate
+    period = 60.0 / grid.bpm
+    # The clip joined to itself one bar later, but 0.2 beat late: a stumble a drummer hears.
+    at = float(grid.beat_times[np.searchsorted(grid.beat_times, 12.0)])
+    a = Audio(clip.samples[:, : round((at + 2.0) * sr)], sr)
+    b_start = at + 4 * period + 0.2 * period
+    b = Audio(clip.samples[:, round(b_start * sr) :], sr)
+    off = TransitionOptions(beat_align=False, tempo_match=False, stem_aware=False, zero_cross=False)
+    plan = plan_transition(a, None, b, None, off)
+    track, seams = assemble([a, b], [plan], [render_transition(plan, a, b)])
+    scores = score_transition(track, seams[0].start, seams[0].stop)
+    assert scores.phase_error is not None and 0.12 < scores.phase_error < 0.28
+    assert scores.inter_beat_deviation is not None and scores.inter_beat_deviation > 0.1
+    assert any("phase error" in f for f in scores.failures)
+    assert not scores.passed
+
+
+def test_phase_lock_corrects_a_grid_that_is_off(render: Render) -> None:
+    clip = render(PAIRS["120-112 rock"][1])
+    sr = clip.sample_rate
+    a = Audio(clip.samples[:, : 14 * sr], sr)
+    b = Audio(clip.samples[:, 12 * sr :], sr)
+    ga, gb = analyze_beats(a), analyze_beats(b)
+    late = BeatGrid(gb.bpm, gb.beat_times + 0.022, gb.duration)  # nxt's grid 22 ms late
+    exact = plan_transition(a, ga, b, gb, TransitionOptions(zero_cross=False))
+    locked = plan_transition(a, ga, b, late, TransitionOptions(zero_cross=False))
+    unlocked = plan_transition(a, ga, b, late, TransitionOptions(zero_cross=False, phase_lock=False))
+    assert abs(unlocked.next_start - exact.next_start - round(0.022 * sr)) <= 1
+    # Locked on the onsets: back to where the true grid puts it, to a few ms.
+    same_bar = locked.next_start - exact.next_start
+    period = round(60.0 / gb.bpm * sr)
+    assert min(abs(same_bar - k * period) for k in range(-4, 5)) < 0.003 * sr
+    assert abs(locked.phase_shift_frames) > 0.015 * sr
+
+
+def test_time_map_takes_the_drift_out(render: Render) -> None:
+    song = PAIRS["100-96 drifting"][0]  # 100 -> 104 BPM over 32 s
+    clip = render(song)
+    grid = analyze_beats(clip)
+
+    def tempo_at_ends(audio: Audio) -> tuple[float, float]:
+        beats = track_beats(audio)
+        head, tail = np.diff(beats[beats < 8.0]), np.diff(beats[beats > audio.duration - 8.0])
+        return 60.0 / float(np.median(head)), 60.0 / float(np.median(tail))
+
+    plain, _ = align_segment(clip, grid, 100.0)
+    mapped, mapped_grid = align_segment(clip, grid, 100.0, time_map=True)
+    p0, p1 = tempo_at_ends(plain)
+    m0, m1 = tempo_at_ends(mapped)
+    assert abs(p1 / p0 - 1) > 0.025  # the average-rate stretch keeps the drift
+    assert abs(m1 / m0 - 1) < 0.01 and abs(m0 / 100.0 - 1) < 0.01
+    assert abs(mapped_grid.bpm - 100.0) < 0.5
+
+
+@pytest.mark.parametrize("name", JOINED)
+def test_seams_are_within_the_musics_own_spread(render: Render, null_limit: float, name: str) -> None:
+    a, b = (render(song) for song in PAIRS[name])
+    result = join_segments([a, b], TransitionOptions(stem_aware=False))
+    seam = result.transitions[0]
+    sr = result.audio.sample_rate
+    start = round(seam.overlap_start_time * sr)
+    rhythm = seam_rhythm(result.audio, Window(start, start + seam.plan.overlap_frames))
+    assert rhythm.inter_beat_deviation is not None and rhythm.phase_error is not None
+    assert rhythm.inter_beat_deviation <= null_limit + 0.01, rhythm
+    assert rhythm.phase_error < 0.05, rhythm
+    assert seam.scores.inter_beat_deviation == pytest.approx(rhythm.inter_beat_deviation)
+    # The joined length follows the stated rule, to the frame.
+    rule = result.to_dict()["length_rule"]
+    assert abs(rule["duration"] - result.audio.duration) < 1.5 / sr
