@@ -260,7 +260,7 @@ def attack_lag(times: np.ndarray, rise: np.ndarray, rate: float, pad: int) -> fl
     return float((lo + int(np.argmax(profile))) / rate)
 
 
-def _refine_to_attacks(times: np.ndarray, y: np.ndarray, reach: float = 0.025) -> np.ndarray:
+def _refine_to_attacks(times: np.ndarray, y: np.ndarray, reach: float = 0.03) -> np.ndarray:
     """Move each beat to the steepest rise of the ~1 ms log-energy envelope (above 800 Hz) within
     +-`reach` s of where the piece's common attack lag (`attack_lag`) puts it.
 
@@ -282,7 +282,7 @@ def _refine_to_attacks(times: np.ndarray, y: np.ndarray, reach: float = 0.025) -
         window = rise[lo:hi]
         # Steepest rise, weighted towards where the attack is expected; other rises nearby (a swell,
         # an echo, the next hi-hat) weigh less.
-        weight = np.exp(-0.5 * ((np.arange(lo, hi) - (t * rate + pad)) / (0.5 * reach * rate)) ** 2)
+        weight = np.exp(-0.5 * ((np.arange(lo, hi) - (t * rate + pad)) / (reach * rate)) ** 2)
         k = int(np.argmax(window * weight))
         if window[k] > 3.0:
             j = lo + k
