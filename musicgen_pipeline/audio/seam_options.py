@@ -29,7 +29,7 @@ class TransitionOptions:
     (the default, cos/sin), linear, or adaptive (equal power corrected for the measured correlation of
     the two sides, per stem: no +3 dB bump when both sides carry the same material).
     phase_lock: after beat alignment, let the two sides' onsets decide which beats meet (bar
-    position: prev's overlap start may move by one beat, nxt's among its beats within
+    position: prev's overlap start may move by one beat when no target is given, nxt's among its beats within
     `beat_search_seconds`) and shift nxt's start by the residual grid offset (up to
     `phase_lock_seconds`, from the onset envelopes' cross-correlation over the overlap; `phase_lock`).
     time_map: stretch a segment whose tempo drifts along a time map (its smoothed beats onto an even

@@ -236,7 +236,10 @@ def plan_transition(
             n0, aligned = int(n_ok.min()), True
     lock = _Lock(p0, n0)
     if aligned and options.phase_lock and prev_grid is not None and next_grid is not None:
-        lock = _phase_lock(prev, nxt, p_ok, n_ok, p0, n0, n, prev_grid, next_grid, options)
+        # Aimed at a target (a scene boundary), prev's start stays on the beat nearest it; only the
+        # tail of a join (no target) may move by a beat for the bar position.
+        movable = p_ok if prev_target_start is None else np.array([p0])
+        lock = _phase_lock(prev, nxt, movable, n_ok, p0, n0, n, prev_grid, next_grid, options)
         p0, n0 = lock.prev_start, lock.next_start
 
     shift = 0

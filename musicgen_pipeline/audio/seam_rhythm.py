@@ -13,7 +13,8 @@ tracker, each beat moved onto its attack, ~1-3 ms; no smoothing of the grid, so 
   phase at the overlap's centre, in beats, folded into [0, 0.5]. 0 = the beats after the seam
   continue the grid of the beats before it.
 
-Either is None when there is no pulse to measure (fewer than 4 beats on a side, silence, noise).
+Either is None when there is no pulse to measure: fewer than 4 beats on a side, or a pulse clarity
+(onset autocorrelation at the beat period) under 0.2, as in noise or silence.
 `null_seam_rhythm` measures both at pseudo-seams of one unjoined piece: what the music itself does,
 the level a seam is compared with.
 """
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from musicgen_pipeline.audio.io import Audio
-from musicgen_pipeline.audio.rhythm import track_beats
+from musicgen_pipeline.audio.rhythm import track_pulse
 from musicgen_pipeline.audio.window import Window
 
 CONTEXT_SECONDS = 6.0
@@ -34,6 +35,8 @@ CONTEXT_SECONDS = 6.0
 # audio on each side (where there is any) and keeps only the beats within the context.
 MARGIN_SECONDS = 2.0
 MIN_SIDE_BEATS = 4
+# Below this pulse clarity (`rhythm.track_pulse`) there is no beat to keep: noise, a pad, silence.
+MIN_PULSE_CLARITY = 0.2
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,10 @@ def seam_rhythm(audio: Audio, seam: Window, *, context_seconds: float = CONTEXT_
     a0, b1 = max(0, seam.start - ctx), min(audio.frames, seam.stop + ctx)
     if b1 - a0 < sr:
         return UNMEASURED
-    beats = track_beats(Audio(audio.samples[:, a0:b1], sr)) + a0 / sr
+    beats, clarity = track_pulse(Audio(audio.samples[:, a0:b1], sr))
+    if clarity < MIN_PULSE_CLARITY:
+        return UNMEASURED
+    beats = beats + a0 / sr
     return rhythm_at(beats, seam.start / sr, seam.stop / sr, context_seconds)
 
 
@@ -120,7 +126,9 @@ def null_seam_rhythm(
 ) -> list[SeamRhythm]:
     """Both measures at pseudo-seams (an `overlap_seconds` window every `hop_seconds`, with a full
     context on each side) of one unjoined piece: the music's own spread. Beats are tracked once."""
-    beats = track_beats(audio)
+    beats, clarity = track_pulse(audio)
+    if clarity < MIN_PULSE_CLARITY:
+        return []
     out = []
     start = context_seconds + MARGIN_SECONDS
     while start + overlap_seconds + context_seconds + MARGIN_SECONDS <= audio.duration:
