@@ -26,6 +26,8 @@ def quality_thresholds(settings: Settings) -> QualityThresholds:
         spectral_flux_max=settings.spectral_flux_max,
         chroma_correlation_min=settings.chroma_correlation_min,
         energy_ratio_max=settings.energy_ratio_max,
+        inter_beat_deviation_max=settings.inter_beat_deviation_max,
+        phase_error_max=settings.phase_error_max,
     )
 
 

@@ -85,6 +85,8 @@ class SettingsResource(dg.ConfigurableResource):
     spectral_flux_max: float | None = _field("spectral_flux_max")
     chroma_correlation_min: float | None = _field("chroma_correlation_min")
     energy_ratio_max: float | None = _field("energy_ratio_max")
+    inter_beat_deviation_max: float | None = _field("inter_beat_deviation_max")
+    phase_error_max: float | None = _field("phase_error_max")
     max_tempo_stretch: float | None = _field("max_tempo_stretch")
     use_stem_aware_crossfade: bool | None = _field("use_stem_aware_crossfade")
     stem_source: str | None = _field("stem_source")

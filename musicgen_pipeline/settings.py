@@ -111,6 +111,8 @@ class Settings:
     spectral_flux_max: float  # SPECTRAL_FLUX_MAX
     chroma_correlation_min: float  # CHROMA_CORRELATION_MIN
     energy_ratio_max: float  # ENERGY_RATIO_MAX
+    inter_beat_deviation_max: float  # INTER_BEAT_DEVIATION_MAX: rhythm across a seam (fraction of a beat)
+    phase_error_max: float  # PHASE_ERROR_MAX: beat-phase error across a seam (beats)
     max_tempo_stretch: float  # MAX_TEMPO_STRETCH: largest tempo change (fraction); generation margin
     use_stem_aware_crossfade: bool  # USE_STEM_AWARE_CROSSFADE
     stem_source: str  # STEM_SOURCE: demucs | dsp
@@ -184,6 +186,8 @@ ENV_NAMES: dict[str, str] = {
     "spectral_flux_max": "SPECTRAL_FLUX_MAX",
     "chroma_correlation_min": "CHROMA_CORRELATION_MIN",
     "energy_ratio_max": "ENERGY_RATIO_MAX",
+    "inter_beat_deviation_max": "INTER_BEAT_DEVIATION_MAX",
+    "phase_error_max": "PHASE_ERROR_MAX",
     "max_tempo_stretch": "MAX_TEMPO_STRETCH",
     "use_stem_aware_crossfade": "USE_STEM_AWARE_CROSSFADE",
     "stem_source": "STEM_SOURCE",
@@ -230,6 +234,10 @@ def get_settings(environ: Mapping[str, str] | None = None) -> Settings:
         spectral_flux_max=env_float("SPECTRAL_FLUX_MAX", 100.0, environ=e),
         chroma_correlation_min=env_float("CHROMA_CORRELATION_MIN", 0.5, environ=e),
         energy_ratio_max=env_float("ENERGY_RATIO_MAX", 2.0, minimum=1.0, environ=e),
+        inter_beat_deviation_max=env_float(
+            "INTER_BEAT_DEVIATION_MAX", 0.06, minimum=0.0, maximum=1.0, environ=e
+        ),
+        phase_error_max=env_float("PHASE_ERROR_MAX", 0.1, minimum=0.0, maximum=0.5, environ=e),
         max_tempo_stretch=env_float("MAX_TEMPO_STRETCH", MAX_STRETCH, minimum=0.0, maximum=0.5, environ=e),
         use_stem_aware_crossfade=env_bool("USE_STEM_AWARE_CROSSFADE", True, e),
         stem_source=stem_source,
