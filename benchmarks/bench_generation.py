@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 import torch.nn.functional as F
 
-from musicgen_pipeline.models.musicgen import GenerationParams, MusicGen
+from musicgen_pipeline.models.musicgen import MusicGen
+from musicgen_pipeline.models.params import GenerationParams
 from musicgen_pipeline.models.tiny import musicgen_from_config, musicgen_small_config, tiny_tokenizer
 
 PROMPTS = ["calm piano at dawn", "epic orchestral battle", "lofi hip hop beat", "jazz trio late night"]

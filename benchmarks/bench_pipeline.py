@@ -54,12 +54,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 def direct_render(request: SoundtrackRequest, model: object, splitter: object, out: Path) -> float:
     """The pipeline's calls, in order, without Dagster. Returns the soundtrack's duration."""
-    from musicgen_pipeline.models.musicgen import GenerationParams
+    from musicgen_pipeline.model_options import generation_params
 
     settings = get_settings()
     options = transition_options(request, settings)
     thresholds = quality_thresholds(settings)
-    params = GenerationParams.from_settings(settings)
+    params = generation_params(settings)
     prompts = request.scene_prompts()
     # Scenes are generated longer than their share so the track lasts its total (scene_segments).
     seconds = scene_generation_seconds([s.duration for s in request.scenes], options)

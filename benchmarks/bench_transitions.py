@@ -87,9 +87,11 @@ def main() -> int:
     b = synth_song(126, args.seconds, sr, seed=2, channels=2)
     splitter: StemSplitter
     if args.stems == "demucs":
+        from musicgen_pipeline.model_options import separator_options
         from musicgen_pipeline.models.demucs import get_separator
+        from musicgen_pipeline.settings import get_settings
 
-        splitter = get_separator()
+        splitter = get_separator(**separator_options(get_settings()))
     else:
         splitter = DspStemSplitter()
     options = TransitionOptions()

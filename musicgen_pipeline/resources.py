@@ -154,10 +154,12 @@ class MusicGenResource(dg.ConfigurableResource):
 
     def get(self, settings: Settings, model_id: str | None = None) -> tuple[Any, float]:
         """(model, seconds its load took). The load happens once per (model, device, dtype) per process."""
-        from musicgen_pipeline.models.musicgen import get_musicgen
+        from musicgen_pipeline.models.loaders import get_musicgen
 
         mid, device, dtype = self.resolved(settings, model_id)
-        return _cached("musicgen", mid, device, dtype, lambda: get_musicgen(mid, device=device, dtype=dtype))
+        compile_step = None if settings.musicgen_compile else False
+        load = lambda: get_musicgen(mid, device=device, dtype=dtype, compile_step=compile_step)  # noqa: E731
+        return _cached("musicgen", mid, device, dtype, load)
 
 
 class StemSplitterResource(dg.ConfigurableResource):
@@ -181,6 +183,8 @@ class StemSplitterResource(dg.ConfigurableResource):
             from musicgen_pipeline.audio.stems import DspStemSplitter
 
             return _cached("dsp", "dsp", "cpu", "float32", DspStemSplitter)
+        from musicgen_pipeline.model_options import separator_options
         from musicgen_pipeline.models.demucs import get_separator
 
-        return _cached("demucs", model, "auto", "auto", lambda: get_separator(model))
+        options = separator_options(settings, model)
+        return _cached("demucs", model, "auto", "auto", lambda: get_separator(**options))

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from musicgen_pipeline.errors import InputError
 
+# Rows per batched MusicGen call; see README "Bulk rendering" for how 8 was sized (24 GB GPU, musicgen-medium).
+DEFAULT_MAX_BATCH = 8
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -98,6 +100,8 @@ class Settings:
     demucs_shifts: int  # DEMUCS_SHIFTS: random-shift averaging passes (0 = deterministic)
     device: str  # MUSICGEN_DEVICE: auto | cuda | cuda:N | mps | cpu
     dtype: str  # MUSICGEN_DTYPE: auto (fp16 on GPU, fp32 on CPU) | float32 | float16 | bfloat16
+    musicgen_compile: bool  # MUSICGEN_COMPILE: compile the decoding step on CUDA (CUDA graphs)
+    musicgen_max_batch: int  # MUSICGEN_MAX_BATCH: rows per batched MusicGen call (bulk runs chunk above it)
     # --- generation ------------------------------------------------------------------------
     top_k: int  # MUSICGEN_TOP_K
     top_p: float  # MUSICGEN_TOP_P (0 = off)
@@ -220,6 +224,8 @@ def get_settings(environ: Mapping[str, str] | None = None) -> Settings:
         demucs_model=env_str("DEMUCS_MODEL", "htdemucs", e),
         device=env_str("MUSICGEN_DEVICE", "auto", e).lower(),
         dtype=env_str("MUSICGEN_DTYPE", "auto", e).lower(),
+        musicgen_compile=env_bool("MUSICGEN_COMPILE", True, e),
+        musicgen_max_batch=env_int("MUSICGEN_MAX_BATCH", DEFAULT_MAX_BATCH, minimum=1, maximum=256, environ=e),
         top_k=env_int("MUSICGEN_TOP_K", 250, minimum=0, environ=e),
         top_p=env_float("MUSICGEN_TOP_P", 0.0, minimum=0.0, maximum=1.0, environ=e),
         temperature=env_float("MUSICGEN_TEMPERATURE", 1.0, minimum=1e-3, maximum=10.0, environ=e),

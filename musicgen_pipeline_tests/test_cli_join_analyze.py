@@ -194,7 +194,7 @@ def test_console_script_entry_point(files: dict[str, Path]) -> None:
 def test_join_stems_demucs_uses_the_configured_separator(
     files: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`--stems demucs` asks `models.demucs.get_separator()` (no argument: it reads DEMUCS_MODEL)."""
+    """`--stems demucs` asks `models.demucs.get_separator` for the DEMUCS_MODEL the CLI resolved."""
     import types
 
     from musicgen_pipeline.audio.stems import DspStemSplitter
@@ -204,10 +204,11 @@ def test_join_stems_demucs_uses_the_configured_separator(
     class FakeSeparator(DspStemSplitter):
         name = "demucs:fake"
 
-    def get_separator(*args: object) -> FakeSeparator:
-        calls.append(args)
+    def get_separator(**kwargs: object) -> FakeSeparator:
+        calls.append(kwargs["model"])
         return FakeSeparator()
 
+    monkeypatch.setenv("DEMUCS_MODEL", "some-demucs")
     fake = types.ModuleType("musicgen_pipeline.models.demucs")
     fake.get_separator = get_separator  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "musicgen_pipeline.models.demucs", fake)
@@ -216,5 +217,5 @@ def test_join_stems_demucs_uses_the_configured_separator(
         capsys, "join", str(files["a"]), str(files["b"]), "-o", str(out_path), "--stems", "demucs"
     )
     assert code == 0, err
-    assert calls == [()]
+    assert calls == ["some-demucs"]
     assert json.loads(out)["stem_source"] == "demucs:fake"

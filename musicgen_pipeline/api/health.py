@@ -21,7 +21,7 @@ _lock = threading.Lock()
 
 
 def musicgen_available(model_id: str) -> bool:
-    from musicgen_pipeline.models.musicgen import TINY_IDS
+    from musicgen_pipeline.models.tiny import TINY_IDS
 
     if model_id in TINY_IDS:
         return True

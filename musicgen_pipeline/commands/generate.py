@@ -61,11 +61,12 @@ def run(args: argparse.Namespace) -> int:
     melody = read_audio(args.melody) if args.melody is not None else None
     check_writable(args.output.with_suffix(f".{suffix}"), f"-o {args.output}")
 
-    from musicgen_pipeline.models.musicgen import GenerationParams, get_musicgen
+    from musicgen_pipeline.model_options import generation_params, musicgen_options
+    from musicgen_pipeline.models.loaders import get_musicgen
     from musicgen_pipeline.settings import get_settings
 
     settings = get_settings()
-    model = get_musicgen(args.model or settings.musicgen_model, device=settings.device, dtype=settings.dtype)
+    model = get_musicgen(**musicgen_options(settings, args.model))
     last = [-1]
 
     def progress(fraction: float) -> None:
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"generating: {pct}%", file=sys.stderr, flush=True)
 
     result = model.generate(
-        [prompt], args.duration, seeds=[args.seed], params=GenerationParams.from_settings(settings), melody=melody,
+        [prompt], args.duration, seeds=[args.seed], params=generation_params(settings), melody=melody,
         progress=progress,
     )[0]  # fmt: skip
     path = write_audio_atomic(args.output, result.audio, shown=f"-o {args.output}")

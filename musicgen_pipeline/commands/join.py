@@ -84,9 +84,10 @@ def _splitter(choice: str) -> StemSplitter | None:
         return None
     if choice == "dsp":
         return DspStemSplitter()
+    from musicgen_pipeline.model_options import separator_options
     from musicgen_pipeline.models.demucs import get_separator
 
-    return get_separator()
+    return get_separator(**separator_options(get_settings()))
 
 
 def print_json(report: dict[str, Any]) -> None:

@@ -32,9 +32,11 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"-o {args.output}: exists and is not a folder")
     audio = read_audio(args.input)
 
+    from musicgen_pipeline.model_options import separator_options
     from musicgen_pipeline.models.demucs import get_separator
+    from musicgen_pipeline.settings import get_settings
 
-    separator = get_separator(args.model)
+    separator = get_separator(**separator_options(get_settings(), args.model))
     stems = separator.separate(audio, stems=args.stems)
     try:
         args.output.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,6 @@ from musicgen_pipeline.audio.stems import STEMS_2, STEMS_4, Stems
 from musicgen_pipeline.errors import InputError, ModelUnavailableError
 from musicgen_pipeline.models.device import resolve_device
 from musicgen_pipeline.models.tiny import TINY_DEMUCS_ID, tiny_htdemucs
-from musicgen_pipeline.settings import get_settings
 
 DEMUCS_HOST = ("dl.fbaipublicfiles.com", 443)
 WINDOW_MODES = ("exact", "centered")
@@ -321,29 +320,42 @@ class DemucsSeparator:
         return {name: stems[name] for name in STEMS_4}
 
 
-_SEPARATORS: dict[tuple[str, str], DemucsSeparator] = {}
+_SEPARATORS: dict[tuple[str, str, float | None, float, int], DemucsSeparator] = {}
 _SEPARATORS_LOCK = threading.Lock()
 
 
-def load_separator(model: str, device: str = "auto") -> DemucsSeparator:
-    """Load without caching (see `get_separator`)."""
-    settings = get_settings()
-    dev = resolve_device(settings.device if device == "auto" else device)
+def load_separator(
+    model: str,
+    device: str = "auto",
+    *,
+    segment: float | None = None,
+    overlap: float = 0.25,
+    shifts: int = 0,
+) -> DemucsSeparator:
+    """Load without caching (see `get_separator`). `segment` None = the model's own chunk length."""
+    dev = resolve_device(device)
     start = time.perf_counter()
     net = load_demucs_model(model)
     return DemucsSeparator(
-        net, name=model, device=dev, segment=settings.demucs_segment or None, overlap=settings.demucs_overlap,
-        shifts=settings.demucs_shifts, load_seconds=time.perf_counter() - start,
+        net, name=model, device=dev, segment=segment, overlap=overlap, shifts=shifts,
+        load_seconds=time.perf_counter() - start,
     )  # fmt: skip
 
 
-def get_separator(model: str | None = None, device: str = "auto") -> DemucsSeparator:
-    """The process-wide separator for `model` (None -> DEMUCS_MODEL), loaded on first use."""
-    name = model or get_settings().demucs_model
-    key = (name, device)
+def get_separator(
+    model: str,
+    device: str = "auto",
+    *,
+    segment: float | None = None,
+    overlap: float = 0.25,
+    shifts: int = 0,
+) -> DemucsSeparator:
+    """The process-wide separator for these arguments, loaded on first use (the caller resolves
+    DEMUCS_MODEL, MUSICGEN_DEVICE, DEMUCS_SEGMENT/OVERLAP/SHIFTS: `model_options.separator_options`)."""
+    key = (model, device, segment, overlap, shifts)
     with _SEPARATORS_LOCK:
         if key not in _SEPARATORS:
-            _SEPARATORS[key] = load_separator(name, device)
+            _SEPARATORS[key] = load_separator(model, device, segment=segment, overlap=overlap, shifts=shifts)
         return _SEPARATORS[key]
 
 

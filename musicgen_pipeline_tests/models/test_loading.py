@@ -36,7 +36,7 @@ def test_device_and_dtype_choice():
 
 
 def test_offline_hub_id_fails_fast_in_process():
-    from musicgen_pipeline.models.musicgen import load_musicgen
+    from musicgen_pipeline.models.loaders import load_musicgen
 
     start = time.perf_counter()
     with pytest.raises(ModelUnavailableError, match="tiny-random") as info:
@@ -46,7 +46,7 @@ def test_offline_hub_id_fails_fast_in_process():
 
 
 def test_missing_local_folder_is_clear(tmp_path):
-    from musicgen_pipeline.models.musicgen import load_musicgen
+    from musicgen_pipeline.models.loaders import load_musicgen
 
     with pytest.raises(ModelUnavailableError, match=r"config\.json"):
         load_musicgen(str(tmp_path / "nope"), device="cpu")
@@ -108,7 +108,7 @@ def test_cli_generate_and_separate(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_local_folder_loads_for_real(tmp_path):
-    from musicgen_pipeline.models.musicgen import load_musicgen
+    from musicgen_pipeline.models.loaders import load_musicgen
     from musicgen_pipeline.models.tiny import tiny_musicgen
 
     model, tokenizer = tiny_musicgen("tiny-random", seed=5)

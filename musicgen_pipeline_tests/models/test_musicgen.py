@@ -11,13 +11,11 @@ import torch
 
 from musicgen_pipeline.audio.io import Audio
 from musicgen_pipeline.errors import InputError
-from musicgen_pipeline.models.musicgen import (
-    GenerationParams,
-    get_musicgen,
-    melody_chroma,
-    plan_windows,
-    sample_next,
-)
+from musicgen_pipeline.models.loaders import get_musicgen
+from musicgen_pipeline.models.melody import melody_chroma
+from musicgen_pipeline.models.params import GenerationParams
+from musicgen_pipeline.models.sampling import sample_next
+from musicgen_pipeline.models.windows import plan_windows
 
 pytestmark = pytest.mark.slow
 
@@ -225,10 +223,13 @@ def test_sampling_guidance_topk_and_row_independence():
 
 
 def test_params_from_settings(monkeypatch):
+    from musicgen_pipeline.model_options import generation_params
+    from musicgen_pipeline.settings import get_settings
+
     monkeypatch.setenv("MUSICGEN_TOP_K", "50")
     monkeypatch.setenv("MUSICGEN_GUIDANCE_SCALE", "4.5")
     monkeypatch.setenv("MUSICGEN_CONTEXT_SECONDS", "8")
-    p = GenerationParams.from_settings()
+    p = generation_params(get_settings())
     assert (p.top_k, p.guidance_scale, p.context_seconds) == (50, 4.5, 8.0)
     with pytest.raises(InputError, match="context_seconds"):
         GenerationParams(context_seconds=29.5)
@@ -257,7 +258,7 @@ def test_chunked_decode_matches_whole_decode(mg):
 
 def test_static_shape_path_generates_the_same_codes():
     # The GPU path (static cache, whole-cache masked attention, compiled step) run here on CPU.
-    from musicgen_pipeline.models.musicgen import load_musicgen
+    from musicgen_pipeline.models.loaders import load_musicgen
 
     model = load_musicgen("tiny-random", device="cpu", dtype="float32")
     dynamic = model.generate(["calm piano", "drums"], 1.5, seeds=[1, 2])

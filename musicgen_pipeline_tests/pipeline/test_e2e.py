@@ -53,7 +53,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, obj
         for key, value in LENIENT.items():
             mp.setenv(key, value)
         # Count real MusicGen loads in this process: empty both caches, wrap the loader.
-        from musicgen_pipeline.models import musicgen as musicgen_module
+        from musicgen_pipeline.models import loaders as musicgen_module
 
         loads: list[str] = []
         real_load = musicgen_module.load_musicgen

@@ -165,9 +165,9 @@ class SegmentGenerator:
         # every seam centred on its scene boundary; the mix trims the end.
         self.seconds = scene_generation_seconds([s.duration for s in request.scenes], self.options)
         self.thresholds = quality_thresholds(self.settings)
-        from musicgen_pipeline.models.musicgen import GenerationParams
+        from musicgen_pipeline.model_options import generation_params
 
-        self.params = GenerationParams.from_settings(self.settings)
+        self.params = generation_params(self.settings)
         loop = {
             "enabled": self.loop,
             "budget": self.budget,
@@ -197,7 +197,7 @@ class SegmentGenerator:
         duration when it fits one model window (rows are seeded and sampled independently, so a row's
         first frames do not depend on how long the call runs; each row is then cut to its scene's
         length); else one call per distinct duration."""
-        from musicgen_pipeline.models.musicgen import WINDOW_SECONDS
+        from musicgen_pipeline.models.params import WINDOW_SECONDS
 
         longest = max(self.seconds[i] for i in scenes)
         if batched and longest <= min(WINDOW_SECONDS, self.params.window_seconds):
