@@ -71,6 +71,8 @@ class SettingsResource(dg.ConfigurableResource):
     demucs_model: str | None = _field("demucs_model")
     device: str | None = _field("device")
     dtype: str | None = _field("dtype")
+    musicgen_compile: bool | None = _field("musicgen_compile")
+    musicgen_max_batch: int | None = _field("musicgen_max_batch")
     top_k: int | None = _field("top_k")
     top_p: float | None = _field("top_p")
     temperature: float | None = _field("temperature")

@@ -176,6 +176,8 @@ ENV_NAMES: dict[str, str] = {
     "demucs_model": "DEMUCS_MODEL",
     "device": "MUSICGEN_DEVICE",
     "dtype": "MUSICGEN_DTYPE",
+    "musicgen_compile": "MUSICGEN_COMPILE",
+    "musicgen_max_batch": "MUSICGEN_MAX_BATCH",
     "top_k": "MUSICGEN_TOP_K",
     "top_p": "MUSICGEN_TOP_P",
     "temperature": "MUSICGEN_TEMPERATURE",
@@ -225,7 +227,9 @@ def get_settings(environ: Mapping[str, str] | None = None) -> Settings:
         device=env_str("MUSICGEN_DEVICE", "auto", e).lower(),
         dtype=env_str("MUSICGEN_DTYPE", "auto", e).lower(),
         musicgen_compile=env_bool("MUSICGEN_COMPILE", True, e),
-        musicgen_max_batch=env_int("MUSICGEN_MAX_BATCH", DEFAULT_MAX_BATCH, minimum=1, maximum=256, environ=e),
+        musicgen_max_batch=env_int(
+            "MUSICGEN_MAX_BATCH", DEFAULT_MAX_BATCH, minimum=1, maximum=256, environ=e
+        ),
         top_k=env_int("MUSICGEN_TOP_K", 250, minimum=0, environ=e),
         top_p=env_float("MUSICGEN_TOP_P", 0.0, minimum=0.0, maximum=1.0, environ=e),
         temperature=env_float("MUSICGEN_TEMPERATURE", 1.0, minimum=1e-3, maximum=10.0, environ=e),
