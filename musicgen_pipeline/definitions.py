@@ -12,4 +12,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from musicgen_pipeline import pool_wait
+
+# Every process that executes this location's runs waits for pool slots without spinning, and stops
+# on a signal while it waits (Dagster 1.13.27 does neither; see `pool_wait`).
+pool_wait.install()
+
 defs = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)

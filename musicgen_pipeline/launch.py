@@ -5,10 +5,17 @@ Shared by the CLI (`render`), the REST layer and the tests. (Registering a reque
 
 - `materialize(instance, store, key)`: run the whole partition in this process (``render``), then
   refresh the unpartitioned catalog; the run is recorded in the instance and shows in the UI.
-- `start_run_detached(instance, store, key)` / `start_job_detached(...)`: start a run in a detached
-  child process (own session), so it survives the caller (a REST worker) exiting or restarting;
-  return the run id at once. ``python -m musicgen_pipeline.launch JOB KEY RUN_ID [TAGS_JSON]`` is
-  that child.
+- `start_run_detached(instance, store, key)` / `start_job_detached(...)`: queue a run for a detached
+  worker process (own session, so it survives the caller, e.g. a REST worker, exiting or restarting)
+  and return the run id at once. Detached runs go through `run_queue`: at most the instance's
+  ``max_concurrent_runs`` workers exist, started in arrival order by one dispatcher (the REST
+  server's thread, or a detached ``python -m musicgen_pipeline.launch dispatch`` started on demand).
+  ``python -m musicgen_pipeline.launch JOB KEY RUN_ID [TAGS_JSON]`` is the worker.
+- Every process that executes a run (a worker, or ``render`` in the foreground) tags the run with
+  itself (`run_health.worker_tags`), installs the non-spinning, interruptible pool wait
+  (`pool_wait`) and reaps dead runs while it works (`run_health.Reaper`), so a killed run is failed
+  and its ``gpu`` slot freed within seconds wherever anything still runs. `cancel` stops a run,
+  waiting or running.
 - `RunWatcher`: the one reader of run progress. It reads a run's step events incrementally (only
   those not seen yet), so polling a long render costs little; `run_progress` is a one-shot read.
   Dagster's run statuses map to ours in `RUN_STATUS`; `failure_message` / `root_cause` say why a
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -29,9 +37,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from musicgen_pipeline import pool_wait, run_health
 from musicgen_pipeline.instance import dagster_home
 from musicgen_pipeline.naming import CATALOG_JOB, RENDER_JOB, run_tags
 from musicgen_pipeline.partition_store import PartitionStore
+from musicgen_pipeline.run_queue import Dispatcher, QueuedRun, QueueFull, RunQueue, ensure_dispatcher
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -65,14 +75,16 @@ def materialize(
     """
     request = store.load_request(key)
     job = _definitions().resolve_job_def(RENDER_JOB)
-    result = job.execute_in_process(
-        run_config=_console(log_level),
-        instance=instance,
-        partition_key=key,
-        run_id=run_id,
-        tags=run_tags(request),
-        raise_on_error=raise_on_error,
-    )
+    pool_wait.install()
+    with run_health.Reaper(instance):
+        result = job.execute_in_process(
+            run_config=_console(log_level),
+            instance=instance,
+            partition_key=key,
+            run_id=run_id,
+            tags={**run_tags(request), **run_health.worker_tags()},
+            raise_on_error=raise_on_error,
+        )
     if result.success:
         refresh_catalog(instance, log_level=log_level)
     return result
@@ -88,41 +100,175 @@ def execute_job(
 ) -> bool:
     """Run job `job_name` for partition `key` as run `run_id` in this process; True on success."""
     job = _definitions().resolve_job_def(job_name)
-    result = job.execute_in_process(
-        instance=instance, partition_key=key, run_id=run_id, tags=tags, raise_on_error=False
-    )
+    pool_wait.install()
+    with run_health.Reaper(instance):
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=key,
+            run_id=run_id,
+            tags={**tags, **run_health.worker_tags()},
+            raise_on_error=False,
+        )
     return result.success
 
 
 # --- detached runs -----------------------------------------------------------------------------------
 
 
-def start_run_detached(instance: dg.DagsterInstance, store: PartitionStore, key: str) -> str:
-    """Start the partition's render in a detached child process; return its run id immediately.
+RUN_QUEUE_DIR = "run_queue"
 
-    The child runs in its own session, so it outlives the caller. Until the child has created the run in
-    the instance, the watcher reports it as queued (or failed, when the child died before that).
+
+def max_concurrent_runs(instance: dg.DagsterInstance) -> int:
+    """The instance's run limit (``concurrency.runs.max_concurrent_runs`` in ``dagster.yaml``): the one
+    number the daemon's run queue and this project's own run queue both obey (unlimited -> CPU count)."""
+    try:
+        limit = instance.get_concurrency_config().run_queue_config.max_concurrent_runs
+    except Exception:  # a run coordinator without a queue
+        limit = None
+    return int(limit) if limit and limit > 0 else max(1, os.cpu_count() or 1)
+
+
+def run_queue(instance: dg.DagsterInstance, store: PartitionStore, *, max_queued: int = 100) -> RunQueue:
+    """The queue of detached runs for this data folder (``$MUSICGEN_DATA/run_queue``)."""
+    return RunQueue(
+        store.outputs_dir.parent / RUN_QUEUE_DIR, limit=max_concurrent_runs(instance), max_queued=max_queued
+    )
+
+
+@dataclass(frozen=True)
+class QueuePolicy:
+    """Which queue detached runs join, and how long it may grow (resolved from settings by entry points).
+
+    `mode` ``auto``: the Dagster daemon's run queue while its daemon is live (`dagster_queue`), else
+    this project's own (`run_queue`); ``dagster`` / ``local`` force one. `max_queued`: beyond this many
+    waiting runs a submission is refused with `QueueFull` (REST); None: always wait (``render``).
     """
-    request = store.load_request(key)  # fail here, not in the child, when the partition has no request
+
+    mode: str = "auto"
+    code_location: str = "musicgen_pipeline"
+    max_queued: int | None = None
+
+    def uses_daemon(self, instance: dg.DagsterInstance) -> bool:
+        from musicgen_pipeline import dagster_queue
+
+        if self.mode == "local":
+            return False
+        return self.mode == "dagster" or dagster_queue.daemon_queue_live(instance)
+
+
+def start_run_detached(
+    instance: dg.DagsterInstance,
+    store: PartitionStore,
+    key: str,
+    *,
+    queue: RunQueue | None = None,
+    policy: QueuePolicy = QueuePolicy(),
+) -> str:
+    """Queue the partition's render for a detached worker; return its run id immediately.
+
+    With `policy.max_queued` a full queue refuses with `run_queue.QueueFull` (REST); otherwise the run
+    always waits its turn. Until the worker has created the run in the instance, the watcher reports
+    it as queued (with its place in line), or failed when the worker died before that.
+    """
+    request = store.load_request(key)  # fail here, not in the worker, when the partition has no request
     run_id = str(uuid.uuid4())
-    spawn_detached(store, key, run_id, [RENDER_JOB, key, run_id, json.dumps(run_tags(request))])
-    return run_id
+    return start_job_detached(
+        instance, store, RENDER_JOB, key, run_id, run_tags(request), queue=queue, policy=policy
+    )
 
 
 def start_job_detached(
-    store: PartitionStore, job_name: str, key: str, run_id: str, tags: dict[str, str] | None = None
+    instance: dg.DagsterInstance,
+    store: PartitionStore,
+    job_name: str,
+    key: str,
+    run_id: str,
+    tags: dict[str, str] | None = None,
+    *,
+    queue: RunQueue | None = None,
+    policy: QueuePolicy = QueuePolicy(),
 ) -> str:
-    """Start `job_name` for partition `key` as run `run_id` in a detached child; return `run_id`."""
-    spawn_detached(store, key, run_id, [job_name, key, run_id, json.dumps(tags or {})], job=job_name)
+    """Queue `job_name` for partition `key` as run `run_id` (the daemon's queue or ours); return it."""
+    from musicgen_pipeline import dagster_queue
+
+    if policy.uses_daemon(instance):
+        waiting = dagster_queue.queued_count(instance)
+        if policy.max_queued is not None and waiting >= policy.max_queued:
+            raise QueueFull(waiting, policy.max_queued, 60)
+        return dagster_queue.submit(instance, job_name, key, run_id, tags or {}, policy.code_location)
+    args = [job_name, key, run_id, json.dumps(tags or {})]
+    record = {} if job_name == RENDER_JOB else {"job": job_name}
+    bounded = policy.max_queued is not None
+    _enqueue(instance, store, queue, QueuedRun(run_id, key, args, record), bounded=bounded)
     return run_id
 
 
-def spawn_detached(store: PartitionStore, key: str, run_id: str, args: list[str], **record: Any) -> int:
+def _enqueue(
+    instance: dg.DagsterInstance,
+    store: PartitionStore,
+    queue: RunQueue | None,
+    run: QueuedRun,
+    *,
+    bounded: bool,
+) -> None:
+    queue = queue or run_queue(instance, store)
+    queue.enqueue(run, bounded=bounded)
+    dispatcher(store, queue).dispatch_once()  # a free slot starts it now (safe beside a dispatcher)
+    # A dispatcher must be working for what still waits: the REST server's thread, or one started here.
+    ensure_dispatcher(
+        queue.dir, env=dict(os.environ, DAGSTER_HOME=str(dagster_home(store.outputs_dir.parent)))
+    )
+
+
+def dispatcher(store: PartitionStore, queue: RunQueue) -> Dispatcher:
+    """The dispatcher of `queue`: starts each waiting run as a detached worker holding a run slot."""
+
+    def spawn(run: QueuedRun, slot_fd: int) -> int:
+        return spawn_detached(store, run.key, run.run_id, run.args, slot_fd=slot_fd, **run.record)
+
+    return Dispatcher(queue, spawn, lambda run: store.pending_run(run.run_id) is not None)
+
+
+def cancel(
+    instance: dg.DagsterInstance, store: PartitionStore, queue: RunQueue, run_id: str, reason: str
+) -> bool:
+    """Stop a run: a waiting one leaves the queue (recorded as canceled); a running one is terminated
+    (`run_health.terminate`). False when there is nothing to stop (unknown or already finished)."""
+    waiting = queue.remove(run_id)
+    if waiting is not None:
+        store.write_pending_run(
+            waiting.key,
+            run_id,
+            {"run_id": run_id, "partition": waiting.key, "canceled": True, "error": f"canceled: {reason}"},
+        )
+        return True
+    if instance.get_run_by_id(run_id) is not None:
+        return run_health.terminate(instance, run_id, reason)
+    pending = store.pending_run(run_id)
+    if pending and pending.get("pid") and _pid_alive(int(pending["pid"])):
+        os.kill(int(pending["pid"]), signal.SIGTERM)  # its worker has not created the run yet
+        store.write_pending_run(
+            pending["partition"], run_id, {**pending, "canceled": True, "error": f"canceled: {reason}"}
+        )
+        return True
+    return False
+
+
+def spawn_detached(
+    store: PartitionStore,
+    key: str,
+    run_id: str,
+    args: list[str],
+    *,
+    slot_fd: int | None = None,
+    **record: Any,
+) -> int:
     """Run ``python -m musicgen_pipeline.launch <args>`` for run `run_id` of partition `key` in its own
     session (it outlives the caller), logging to ``outputs/<key>/runs/<run_id>.log`` and leaving the
     pending record ``<run_id>.json`` (pid, start time, `record`) that the watcher reads until the run
-    exists. A daemon thread reaps the child when it ends, so a long-lived caller (the REST server) keeps
-    no zombies; it never blocks the caller. Returns the child's pid."""
+    exists. `slot_fd` (a run slot's lock, see `run_queue`) stays open in the worker for its lifetime.
+    A daemon thread reaps the child when it ends, so a long-lived caller (the REST server) keeps no
+    zombies; it never blocks the caller. Returns the child's pid."""
     files = store.files(key)
     env = dict(os.environ, DAGSTER_HOME=str(dagster_home(store.outputs_dir.parent)))
     with files.run_log(run_id).open("ab") as log:
@@ -134,6 +280,7 @@ def spawn_detached(store: PartitionStore, key: str, run_id: str, args: list[str]
             env=env,
             start_new_session=True,
             close_fds=True,
+            pass_fds=(slot_fd,) if slot_fd is not None else (),
         )
     threading.Thread(target=proc.wait, name=f"reap-{run_id[:8]}", daemon=True).start()
     pending = {"run_id": run_id, "partition": key, "pid": proc.pid, "started": time.time(), **record}
@@ -171,6 +318,7 @@ class RunProgress:
     soundtrack_path: str | None = None
     dagster_status: str | None = None
     steps: list[str] = field(default_factory=list)  # steps started so far, in order
+    queue_position: int | None = None  # 1-based place in the run queue while waiting for a run slot
 
     @property
     def fraction(self) -> float:
@@ -244,7 +392,7 @@ class _StepState:
             self.done.add(event.step_key)
         elif kind == "STEP_UP_FOR_RETRY":
             self.retries += 1
-        elif kind == "STEP_FAILURE" or (kind == "RUN_FAILURE" and self.error is None):
+        elif kind == "STEP_FAILURE" or (kind in ("RUN_FAILURE", "PIPELINE_FAILURE") and self.error is None):
             self.error = failure_message(event)
 
 
@@ -256,9 +404,12 @@ class RunWatcher:
     yet is read from the pending record its detached child left (queued while the child lives).
     """
 
-    def __init__(self, instance: dg.DagsterInstance, store: PartitionStore) -> None:
+    def __init__(
+        self, instance: dg.DagsterInstance, store: PartitionStore, queue: RunQueue | None = None
+    ) -> None:
         self.instance = instance
         self.store = store
+        self.queue = queue or run_queue(instance, store)
         self._lock = threading.Lock()
         self._states: dict[str, _StepState] = {}
 
@@ -281,6 +432,11 @@ class RunWatcher:
                     break
             plan = run.step_keys_to_execute
             status = run.status.value
+            position = None
+            if status == "QUEUED":  # waiting in the Dagster daemon's run queue
+                from musicgen_pipeline import dagster_queue
+
+                position = dagster_queue.queued_position(self.instance, run_id)
             progress = RunProgress(
                 run_id=run_id,
                 status=RUN_STATUS.get(status, "running"),
@@ -292,6 +448,7 @@ class RunWatcher:
                 error=state.error,
                 dagster_status=status,
                 steps=list(state.started),
+                queue_position=position,
             )
         if progress.final:
             with self._lock:
@@ -304,10 +461,25 @@ class RunWatcher:
         return progress
 
     def _pending(self, run_id: str) -> RunProgress | None:
+        position = self.queue.position(run_id)
         pending = self.store.pending_run(run_id)
+        if pending is None and position is None:
+            position = self.queue.position(run_id)  # dequeued between the two reads: read once more
+            pending = self.store.pending_run(run_id)
         if pending is None:
-            return None
+            if position is None:
+                return None
+            return RunProgress(run_id=run_id, status="queued", queue_position=position)
+        if pending.get("canceled"):
+            return RunProgress(
+                run_id=run_id,
+                status="canceled",
+                partition=pending.get("partition"),
+                error=pending.get("error"),
+            )
         alive = _pid_alive(int(pending["pid"]))
+        if not alive and self.instance.get_run_by_id(run_id) is not None:
+            return self.progress(run_id)  # the worker created the run and ended since the first read
         return RunProgress(
             run_id=run_id,
             status="queued" if alive else "failed",
@@ -338,11 +510,33 @@ def run_progress(instance: dg.DagsterInstance, store: PartitionStore, run_id: st
     return RunWatcher(instance, store).progress(run_id)
 
 
+def _dispatch_main() -> int:
+    """``python -m musicgen_pipeline.launch dispatch``: start queued runs until the queue is empty."""
+    from musicgen_pipeline.instance import get_instance
+    from musicgen_pipeline.run_queue import IDLE_EXIT_SECONDS
+    from musicgen_pipeline.settings import get_settings
+
+    settings = get_settings()  # this process is an entry point
+    instance = get_instance(settings.data_dir)
+    store = PartitionStore(settings.outputs_dir)
+    queue = run_queue(instance, store)
+    with run_health.Reaper(instance):
+        dispatcher(store, queue).serve(lambda: False, exit_when_idle=IDLE_EXIT_SECONDS)
+    return 0
+
+
 def _main(argv: list[str]) -> int:
-    """``python -m musicgen_pipeline.launch JOB PARTITION_KEY RUN_ID [TAGS_JSON]``: a detached child."""
+    """``python -m musicgen_pipeline.launch JOB PARTITION_KEY RUN_ID [TAGS_JSON]``: a detached worker
+    (it inherits its run slot's lock from the dispatcher and holds it until it exits)."""
+    # A parent started from a background shell may have left SIGINT/SIGTERM ignored; a worker obeys them.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if argv == ["dispatch"]:
+        return _dispatch_main()
     if len(argv) not in (3, 4):
         print(
-            "usage: python -m musicgen_pipeline.launch JOB_NAME PARTITION_KEY RUN_ID [TAGS_JSON]",
+            "usage: python -m musicgen_pipeline.launch JOB_NAME PARTITION_KEY RUN_ID [TAGS_JSON]\n"
+            "       python -m musicgen_pipeline.launch dispatch",
             file=sys.stderr,
         )
         return 2

@@ -32,6 +32,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -282,6 +283,8 @@ def terminate(instance: dg.DagsterInstance, run_id: str, reason: str = "terminat
     run = instance.get_run_by_id(run_id)
     if run is None or run.is_finished:
         return False
+    if run.status == DagsterRunStatus.QUEUED:  # still in the daemon's queue: no worker yet
+        return instance.run_coordinator.cancel_run(run_id)
     if run.status != DagsterRunStatus.CANCELING:
         instance.report_run_canceling(run, f"Sending run termination request: {reason}.")
     worker = worker_of(instance, run)
@@ -295,3 +298,32 @@ def terminate(instance: dg.DagsterInstance, run_id: str, reason: str = "terminat
     elif alive is False:
         end_dead_run(instance, run_id, f"run canceled ({reason}); its worker had already died")
     return True
+
+
+class Reaper:
+    """`reap(instance)` every `interval` seconds in a daemon thread, for as long as a process works.
+
+    The REST server runs one for its lifetime and every run worker one while its run executes, so a
+    dead run is ended within about `interval` seconds wherever something is still running (a run
+    waiting for the dead run's slot is itself such a process). Errors are logged, never raised.
+    """
+
+    def __init__(self, instance: dg.DagsterInstance, interval: float = 10.0) -> None:
+        self.instance = instance
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="run-reaper", daemon=True)
+
+    def __enter__(self) -> Reaper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                reap(self.instance)
+            except Exception:  # storage hiccup: try again next round
+                log.exception("reaping dead runs failed")

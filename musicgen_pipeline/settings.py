@@ -148,6 +148,10 @@ class Settings:
     # --- listening pages -------------------------------------------------------------------
     listen_url: str  # LISTEN_URL: where `serve` is reached from a browser (links in Dagster metadata)
     listen_require_api_key: bool  # LISTEN_REQUIRE_API_KEY: the /listen pages need API_KEY too
+    api_max_queued_jobs: int  # API_MAX_QUEUED_JOBS: jobs waiting for a run slot before 503 + Retry-After
+    # --- run queue -------------------------------------------------------------------------
+    run_queue: str  # RUN_QUEUE: auto (the daemon's queue while its daemon lives, else ours) | dagster | local
+    dagster_code_location: str  # DAGSTER_CODE_LOCATION: this code location's name in the daemon's workspace
 
     @property
     def min_free_bytes(self) -> int:
@@ -220,6 +224,9 @@ def get_settings(environ: Mapping[str, str] | None = None) -> Settings:
     stem_source = env_str("STEM_SOURCE", "demucs", e).lower()
     if stem_source not in {"demucs", "dsp"}:
         raise InputError(f"STEM_SOURCE={stem_source!r} must be 'demucs' or 'dsp'")
+    run_queue = env_str("RUN_QUEUE", "auto", e).lower()
+    if run_queue not in {"auto", "dagster", "local"}:
+        raise InputError(f"RUN_QUEUE={run_queue!r} must be 'auto', 'dagster' or 'local'")
     return Settings(
         data_dir=Path(env_str("MUSICGEN_DATA", str(Path.cwd() / "data"), e)).expanduser().resolve(),
         musicgen_model=env_str("MUSICGEN_MODEL", "facebook/musicgen-small", e),
@@ -274,4 +281,7 @@ def get_settings(environ: Mapping[str, str] | None = None) -> Settings:
         api_max_audio_seconds=env_float("API_MAX_AUDIO_SECONDS", 1800.0, minimum=1.0, environ=e),
         listen_url=env_str("LISTEN_URL", "http://127.0.0.1:8000", e).rstrip("/"),
         listen_require_api_key=env_bool("LISTEN_REQUIRE_API_KEY", False, e),
+        api_max_queued_jobs=env_int("API_MAX_QUEUED_JOBS", 100, minimum=1, environ=e),
+        run_queue=run_queue,
+        dagster_code_location=env_str("DAGSTER_CODE_LOCATION", "musicgen_pipeline", e),
     )

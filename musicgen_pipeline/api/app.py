@@ -12,6 +12,8 @@ blocking call (Dagster storage, file checks) runs in a worker thread, so the eve
 import asyncio
 import os
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,7 @@ from musicgen_pipeline.errors import InputError
 from musicgen_pipeline.models.capabilities import supports_melody
 from musicgen_pipeline.request import RequestError, SoundtrackRequest
 from musicgen_pipeline.retention import InsufficientSpaceError, check_free_space
+from musicgen_pipeline.run_queue import QueueFull
 from musicgen_pipeline.settings import Settings, get_settings
 
 JOB_NOT_FOUND = "Job not found"
@@ -90,10 +93,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     policy = UrlPolicy.from_settings(settings)
     metrics = ApiMetrics(jobs)
 
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # The run dispatcher (queued jobs start as run slots free) and the dead-run reaper live as
+        # long as the server.
+        await anyio.to_thread.run_sync(jobs.start_background)
+        try:
+            yield
+        finally:
+            jobs.stop_background()
+
     app = FastAPI(
         title="musicgen-pipeline REST API",
         version=__version__,
         description="The older MusicGen service's REST contract, every job a Dagster run.",
+        lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.jobs = jobs
@@ -269,6 +283,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return _detail(404, JOB_NOT_FOUND)
         return Response(view.status_json(), media_type="application/json")
 
+    @protected.delete(
+        "/jobs/{job_id}",
+        response_model=JobStatus,
+        responses={**key_responses, 404: {"model": ErrorDetail}, 409: {"model": ErrorDetail}},
+    )
+    async def cancel_job(job_id: str) -> Any:
+        """Stop a job: a queued one leaves the queue, a running one's run is terminated (an addition
+        to the old contract). Answers the job's status after the request; 409 when it had ended."""
+        stopped = await anyio.to_thread.run_sync(jobs.cancel, job_id)
+        if stopped is None:
+            return _detail(404, JOB_NOT_FOUND)
+        if not stopped:
+            return _detail(409, "the job has already ended")
+        view = await anyio.to_thread.run_sync(jobs.view, job_id)
+        return Response(view.status_json(), media_type="application/json")  # type: ignore[union-attr]
+
     @public.get(
         "/files/{filename:path}",
         response_class=FileResponse,
@@ -316,6 +346,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(InputError)
     async def input_error(_: Request, exc: InputError) -> JSONResponse:
         return _detail(400, str(exc))
+
+    @app.exception_handler(QueueFull)
+    async def queue_full(_: Request, exc: QueueFull) -> JSONResponse:
+        response = _detail(503, str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     return app
 

@@ -9,6 +9,11 @@ type, partition, scene count, stem mode), written when the job is created.
   rendered by `launch.start_run_detached` (a detached process: the REST process may exit).
 - `separate`: a `separation_requests` partition run by the `separate_audio` job
   (`launch.start_job_detached`, same detachment).
+- Bounded execution: jobs wait in the run queue (`run_queue`; ``status: queued`` with a
+  ``queue_position``) until one of the instance's ``max_concurrent_runs`` run slots frees; beyond
+  `api_max_queued_jobs` waiting jobs a submission is refused (`QueueFull`: 503 with Retry-After). The
+  server's dispatcher thread starts queued jobs in arrival order, and its reaper fails jobs whose run
+  process died (`run_health`), so no job says ``processing`` for ever. `cancel` stops a job.
 
 Status comes from the run service's `launch.RunWatcher` (one per `Jobs`, reading each run's events
 incrementally); `progress` and `progress_detail` from the run's finished steps and the scene segment
@@ -19,6 +24,7 @@ through `PartitionStore`.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 import threading
@@ -29,11 +35,12 @@ from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from musicgen_pipeline import launch
+from musicgen_pipeline import launch, run_health
 from musicgen_pipeline.instance import register_request
 from musicgen_pipeline.naming import SEPARATION_JOB, SEPARATION_PARTITIONS_NAME
 from musicgen_pipeline.partition_store import PartitionStore, read_json_object
 from musicgen_pipeline.request import MAX_SEED, SoundtrackRequest, parse_request, slugify
+from musicgen_pipeline.run_queue import RunQueue
 from musicgen_pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -45,6 +52,8 @@ FLAT_NAME_RE = re.compile(
     r"^(?P<job>[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12})_(?P<name>[a-z]+)\.wav$"
 )
 STEM_NAMES = {4: ("drums", "bass", "other", "vocals"), 2: ("vocals", "accompaniment")}
+# How often the REST server looks for runs whose worker died (their jobs then fail, their slots free).
+REAP_INTERVAL_SECONDS = 5.0
 JOB_TAG = "musicgen/job_id"
 JOB_TYPE_TAG = "musicgen/job_type"
 # How long a live job's computed status is reused (many clients polling one job cost one read).
@@ -104,6 +113,7 @@ class JobView:
     started_at: float | None = None
     ended_at: float | None = None
     retries: int = 0
+    queue_position: int | None = None  # while queued: 1-based place in the run queue
     metrics: dict[str, Any] = field(default_factory=dict)
     _json: bytes | None = field(default=None, repr=False, compare=False)
 
@@ -124,7 +134,7 @@ class JobView:
         return self._json
 
     def as_status(self) -> dict[str, Any]:
-        return {
+        status = {
             "job_id": self.job_id,
             "status": self.status,
             "progress": round(float(self.progress), 1),
@@ -132,6 +142,9 @@ class JobView:
             "result_urls": self.result_urls,
             "error": self.error,
         }
+        if self.status == "queued" and self.queue_position is not None:
+            status["queue_position"] = self.queue_position  # an addition to the old contract
+        return status
 
 
 def build_request(
@@ -166,6 +179,13 @@ class Jobs:
         self.uploads_dir = settings.data_dir / "uploads"
         self._instance: dg.DagsterInstance | None = None
         self._watcher: launch.RunWatcher | None = None
+        self._queue: RunQueue | None = None
+        self.policy = launch.QueuePolicy(
+            mode=settings.run_queue,
+            code_location=settings.dagster_code_location,
+            max_queued=settings.api_max_queued_jobs,
+        )
+        self._background: threading.Event | None = None
         self._lock = threading.Lock()
         self._records: dict[str, JobRecord] = {}
         self._final: dict[str, JobView] = {}
@@ -184,12 +204,59 @@ class Jobs:
             return self._instance
 
     @property
-    def watcher(self) -> launch.RunWatcher:
+    def queue(self) -> RunQueue:
+        """The run queue (bounded: `api_max_queued_jobs` waiting jobs, then 503)."""
         instance = self.instance
         with self._lock:
+            if self._queue is None:
+                self._queue = launch.run_queue(
+                    instance, self.store, max_queued=self.settings.api_max_queued_jobs
+                )
+            return self._queue
+
+    @property
+    def watcher(self) -> launch.RunWatcher:
+        instance, queue = self.instance, self.queue
+        with self._lock:
             if self._watcher is None:
-                self._watcher = launch.RunWatcher(instance, self.store)
+                self._watcher = launch.RunWatcher(instance, self.store, queue)
             return self._watcher
+
+    # --- background work -----------------------------------------------------------------------
+    def start_background(self) -> None:
+        """The server's run dispatcher (starts queued jobs as run slots free up) and dead-run reaper."""
+        stop = threading.Event()
+        self._background = stop
+        dispatcher = launch.dispatcher(self.store, self.queue)
+        reaper = run_health.Reaper(self.instance, interval=REAP_INTERVAL_SECONDS)
+
+        def dispatch() -> None:
+            run_health.reap(self.instance)  # runs killed while no server was up
+            while not stop.is_set():
+                try:
+                    dispatcher.serve(stop.is_set)  # returns at once while another dispatcher works
+                except Exception:
+                    logging.getLogger(__name__).exception("run dispatcher failed; restarting it")
+                stop.wait(1.0)
+
+        reaper.__enter__()
+        threading.Thread(target=dispatch, name="run-dispatcher", daemon=True).start()
+        self._stop_reaper = reaper
+
+    def stop_background(self) -> None:
+        if self._background is not None:
+            self._background.set()
+            self._stop_reaper.__exit__()
+
+    def cancel(self, job_id: str) -> bool | None:
+        """Stop a job (waiting or running); None for an unknown job, False when it already ended."""
+        record = self.record(job_id)
+        if record is None:
+            return None
+        stopped = launch.cancel(self.instance, self.store, self.queue, job_id, f"DELETE /jobs/{job_id}")
+        with self._lock:
+            self._live.pop(job_id, None)
+        return stopped
 
     # --- records -------------------------------------------------------------------------------
     def _save(self, record: JobRecord) -> None:
@@ -234,7 +301,7 @@ class Jobs:
         """Register the request as a partition and start its run detached; the run id is the job id."""
         instance = self.instance
         key = register_request(instance, self.store, request)
-        run_id = launch.start_run_detached(instance, self.store, key)
+        run_id = launch.start_run_detached(instance, self.store, key, queue=self.queue, policy=self.policy)
         record = JobRecord(
             job_id=run_id,
             job_type=job_type,
@@ -258,10 +325,17 @@ class Jobs:
             stems=stems,
             input_path=str(input_path),
         )
-        self._save(record)
         launch.start_job_detached(
-            self.store, SEPARATION_JOB, key, job_id, {JOB_TAG: job_id, JOB_TYPE_TAG: "separate"}
+            instance,
+            self.store,
+            SEPARATION_JOB,
+            key,
+            job_id,
+            {JOB_TAG: job_id, JOB_TYPE_TAG: "separate"},
+            queue=self.queue,
+            policy=self.policy,
         )
+        self._save(record)
         return record
 
     # --- reading state -------------------------------------------------------------------------
@@ -362,6 +436,7 @@ class Jobs:
             view.ended_at = run_record.end_time
         if progress.status == "queued":
             view.status = "queued"
+            view.queue_position = progress.queue_position
         elif progress.status == "running":
             view.status = "processing"
         elif progress.status == "succeeded":

@@ -213,6 +213,9 @@ class JobStatus(BaseModel):
     progress_detail: ProgressDetail | None = None
     result_urls: list[str] | None = None
     error: str | None = None
+    queue_position: int | None = Field(
+        default=None, ge=1, description="While queued: the job's place in the run queue (1 = next)."
+    )
 
 
 class ModelsLoaded(BaseModel):

@@ -89,6 +89,8 @@ def _follow(watcher: Any, run_id: str) -> Any:
 
     def show(progress: Any) -> None:
         line = f"{progress.status}: {progress.steps_done}/{progress.steps_total} steps, {progress.current_step or ''}"
+        if progress.queue_position:
+            line = f"queued: position {progress.queue_position} in the run queue"
         print(line, file=sys.stderr)
 
     progress = watcher.wait(run_id, on_change=show)
@@ -99,7 +101,7 @@ def _follow(watcher: Any, run_id: str) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from musicgen_pipeline.instance import get_instance, register_request
-    from musicgen_pipeline.launch import RunWatcher, materialize, root_cause, start_run_detached
+    from musicgen_pipeline.launch import QueuePolicy, RunWatcher, materialize, root_cause, start_run_detached
     from musicgen_pipeline.retention import check_free_space
 
     settings = get_settings()
@@ -114,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
     key = register_request(instance, store, request)
     print(f"partition {key} registered; instance {instance.root_directory}", file=sys.stderr)
     if args.detach:
-        run_id = start_run_detached(instance, store, key)
+        policy = QueuePolicy(mode=settings.run_queue, code_location=settings.dagster_code_location)
+        run_id = start_run_detached(instance, store, key, policy=policy)  # waits its turn in the run queue
         print(f"run {run_id} started")
         if not args.wait:
             return 0

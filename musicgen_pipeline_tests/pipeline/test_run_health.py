@@ -183,3 +183,15 @@ def test_terminate_reaches_the_worker_and_the_launcher_reports_health(
     assert _status(instance, run_id) == dg.DagsterRunStatus.CANCELED
     assert _holder(instance) is None
     assert launcher.check_run_worker_health(instance.get_run_by_id(run_id)).status.value == "FAILED"
+
+
+def test_the_shipped_instance_monitors_local_run_workers(tmp_path: Path) -> None:
+    from musicgen_pipeline.instance import instance_yaml
+
+    (tmp_path / "dagster.yaml").write_text(instance_yaml(), encoding="utf-8")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert isinstance(instance.run_launcher, LocalRunLauncher)
+        assert instance.run_launcher.supports_check_run_worker_health
+        assert instance.run_monitoring_enabled
+        settings = instance.run_monitoring_settings
+        assert settings["poll_interval_seconds"] <= 10 and settings["free_slots_after_run_end_seconds"] <= 5

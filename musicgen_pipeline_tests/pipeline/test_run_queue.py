@@ -1,0 +1,135 @@
+"""The run queue: arrival order, never more workers than slots, a bounded line, nothing lost when a
+worker or the dispatcher is killed. Workers here are real processes (``sleep``) holding their slot."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from musicgen_pipeline.run_queue import Dispatcher, QueuedRun, QueueFull, RunQueue
+
+
+class SleepWorkers:
+    """A spawn function whose workers are ``sleep N`` processes inheriting their slot's lock."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started: list[str] = []
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def spawn(self, run: QueuedRun, slot_fd: int) -> int:
+        proc = subprocess.Popen(["sleep", str(self.seconds)], pass_fds=(slot_fd,), start_new_session=True)
+        self.started.append(run.run_id)
+        self.procs[run.run_id] = proc
+        return proc.pid
+
+    def already_started(self, run: QueuedRun) -> bool:
+        return run.run_id in self.procs
+
+    def kill_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def workers() -> Iterator[SleepWorkers]:
+    w = SleepWorkers(1.5)
+    yield w
+    w.kill_all()
+
+
+def _run(n: int) -> QueuedRun:
+    return QueuedRun(run_id=f"run-{n}", key=f"key-{n}", args=["job", f"key-{n}", f"run-{n}"])
+
+
+def test_runs_start_in_arrival_order_and_never_exceed_the_slots(tmp_path: Path, workers: SleepWorkers) -> None:
+    queue = RunQueue(tmp_path / "q", limit=2, max_queued=10)
+    positions = [queue.enqueue(_run(n)) for n in range(5)]
+    assert positions == [1, 2, 3, 4, 5]
+    assert queue.position("run-3") == 4
+    dispatcher = Dispatcher(queue, workers.spawn, workers.already_started)
+    stop = threading.Event()
+    thread = threading.Thread(target=dispatcher.serve, args=(stop.is_set,), kwargs={"exit_when_idle": 1.0})
+    thread.start()
+    peak = 0
+    deadline = time.monotonic() + 30
+    while thread.is_alive() and time.monotonic() < deadline:
+        live = sum(1 for p in workers.procs.values() if p.poll() is None)
+        peak = max(peak, live, queue.busy_slots())
+        time.sleep(0.05)
+    stop.set()
+    thread.join(timeout=10)
+    assert workers.started == [f"run-{n}" for n in range(5)]
+    assert peak == 2
+    assert queue.entries() == []
+
+
+def test_a_full_queue_refuses_with_a_retry_after(tmp_path: Path) -> None:
+    queue = RunQueue(tmp_path / "q", limit=1, max_queued=2)
+    queue.enqueue(_run(0))
+    queue.enqueue(_run(1))
+    with pytest.raises(QueueFull) as refused:
+        queue.enqueue(_run(2))
+    assert refused.value.retry_after >= 30
+    assert "queue is full (2 jobs waiting, limit 2)" in str(refused.value)
+    queue.enqueue(_run(3), bounded=False)  # render --detach always waits its turn
+    removed = queue.remove("run-1")
+    assert removed is not None and removed.key == "key-1"
+    assert queue.remove("run-1") is None
+    assert [r.run_id for r in queue.entries()] == ["run-0", "run-3"]
+
+
+def test_a_killed_worker_frees_its_slot_and_the_next_run_starts(tmp_path: Path) -> None:
+    long = SleepWorkers(300)
+    try:
+        queue = RunQueue(tmp_path / "q", limit=1)
+        dispatcher = Dispatcher(queue, long.spawn, long.already_started)
+        queue.enqueue(_run(0))
+        queue.enqueue(_run(1))
+        assert dispatcher.dispatch_once() == 1
+        assert dispatcher.dispatch_once() == 0  # the only slot is held by run-0's worker
+        assert queue.busy_slots() == 1 and queue.position("run-1") == 1
+        os.kill(long.procs["run-0"].pid, signal.SIGKILL)
+        long.procs["run-0"].wait()
+        assert queue.busy_slots() == 0  # released by the kernel: no stale state to clean up
+        assert dispatcher.dispatch_once() == 1
+        assert long.started == ["run-0", "run-1"]
+    finally:
+        long.kill_all()
+
+
+def test_a_dispatcher_killed_mid_way_loses_and_duplicates_nothing(tmp_path: Path, workers: SleepWorkers) -> None:
+    queue = RunQueue(tmp_path / "q", limit=3)
+    for n in range(3):
+        queue.enqueue(_run(n))
+    # A dispatcher started run-0 and died before taking it out of the line.
+    workers.procs["run-0"] = subprocess.Popen(["sleep", "0"])
+    assert [r.run_id for r in queue.entries()] == ["run-0", "run-1", "run-2"]
+    assert Dispatcher(queue, workers.spawn, workers.already_started).dispatch_once() == 2
+    assert workers.started == ["run-1", "run-2"]
+    assert queue.entries() == []
+
+
+def test_only_one_dispatcher_works_at_a_time(tmp_path: Path, workers: SleepWorkers) -> None:
+    queue = RunQueue(tmp_path / "q", limit=1)
+    first = Dispatcher(queue, workers.spawn, workers.already_started)
+    stop = threading.Event()
+    thread = threading.Thread(target=first.serve, args=(stop.is_set,))
+    thread.start()
+    try:
+        time.sleep(0.3)
+        began = time.monotonic()
+        Dispatcher(queue, workers.spawn, workers.already_started).serve(lambda: False)
+        assert time.monotonic() - began < 1.0  # returned at once: the first one holds the lock
+    finally:
+        stop.set()
+        thread.join(timeout=10)
