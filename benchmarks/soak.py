@@ -161,7 +161,7 @@ def job_body(n: int, scene_seconds: float) -> dict:
             {"mood": "bright", "duration": scene_seconds},
         ],
         "crossfade_duration": 0.5,
-        "seed": n,
+        "seed": 1000 + n,
     }
 
 
@@ -281,12 +281,15 @@ def main() -> int:
         server.start()
         # Baseline: one job alone.
         t0 = time.monotonic()
-        base_id = httpx.post(
+        response = httpx.post(
             f"{server.url}/generate/soundtrack",
             headers=HEADERS,
             json=job_body(-1, args.scene_seconds),
             timeout=120,
-        ).json()["job_id"]
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"baseline job refused: {response.status_code} {response.text[:300]}")
+        base_id = response.json()["job_id"]
         while (s := status(server, base_id)) and s["status"] not in ("completed", "failed"):
             time.sleep(0.5)
         baseline = time.monotonic() - t0

@@ -214,6 +214,8 @@ def _enqueue(
     queue = queue or run_queue(instance, store)
     queue.enqueue(run, bounded=bounded)
     dispatcher(store, queue).dispatch_once()  # a free slot starts it now (safe beside a dispatcher)
+    if not queue.entries():
+        return
     # A dispatcher must be working for what still waits: the REST server's thread, or one started here.
     ensure_dispatcher(
         queue.dir, env=dict(os.environ, DAGSTER_HOME=str(dagster_home(store.outputs_dir.parent)))

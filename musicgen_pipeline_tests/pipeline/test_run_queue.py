@@ -3,6 +3,7 @@ worker or the dispatcher is killed. Workers here are real processes (``sleep``) 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -51,7 +52,9 @@ def _run(n: int) -> QueuedRun:
     return QueuedRun(run_id=f"run-{n}", key=f"key-{n}", args=["job", f"key-{n}", f"run-{n}"])
 
 
-def test_runs_start_in_arrival_order_and_never_exceed_the_slots(tmp_path: Path, workers: SleepWorkers) -> None:
+def test_runs_start_in_arrival_order_and_never_exceed_the_slots(
+    tmp_path: Path, workers: SleepWorkers
+) -> None:
     queue = RunQueue(tmp_path / "q", limit=2, max_queued=10)
     positions = [queue.enqueue(_run(n)) for n in range(5)]
     assert positions == [1, 2, 3, 4, 5]
@@ -107,7 +110,9 @@ def test_a_killed_worker_frees_its_slot_and_the_next_run_starts(tmp_path: Path) 
         long.kill_all()
 
 
-def test_a_dispatcher_killed_mid_way_loses_and_duplicates_nothing(tmp_path: Path, workers: SleepWorkers) -> None:
+def test_a_dispatcher_killed_mid_way_loses_and_duplicates_nothing(
+    tmp_path: Path, workers: SleepWorkers
+) -> None:
     queue = RunQueue(tmp_path / "q", limit=3)
     for n in range(3):
         queue.enqueue(_run(n))
@@ -133,3 +138,66 @@ def test_only_one_dispatcher_works_at_a_time(tmp_path: Path, workers: SleepWorke
     finally:
         stop.set()
         thread.join(timeout=10)
+
+
+def test_render_detach_waits_for_a_run_slot_and_a_detached_dispatcher_starts_it(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dagster as dg
+
+    from musicgen_pipeline import launch
+    from musicgen_pipeline.cli import main
+    from musicgen_pipeline.partition_store import PartitionStore
+    from musicgen_pipeline_tests.pipeline.conftest import three_scene_request, write_json
+
+    monkeypatch.setenv("MUSICGEN_MODEL", "tiny-random")
+    monkeypatch.setenv("RUN_QUEUE", "local")
+    home = Path(os.environ["DAGSTER_HOME"])
+    yaml = (home / "dagster.yaml").read_text(encoding="utf-8")
+    (home / "dagster.yaml").write_text(yaml.replace("max_concurrent_runs: 4", "max_concurrent_runs: 1"))
+    store = PartitionStore.for_data_dir(data_dir)
+    with dg.DagsterInstance.get() as instance:
+        queue = launch.run_queue(instance, store)
+        assert queue.limit == 1
+        held = queue.take_slot()  # the one run slot is busy
+        assert held is not None
+        request = write_json(data_dir / "req.json", three_scene_request(seconds=2.0))
+        assert main(["render", str(request), "--detach"]) == 0
+        run_id = capsys.readouterr().out.split()[1]
+        progress = launch.run_progress(instance, store, run_id)
+        assert progress is not None and progress.status == "queued" and progress.queue_position == 1
+        try:
+            deadline = time.monotonic() + 120
+            while not _dispatcher_pids(data_dir) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert _dispatcher_pids(data_dir), "render --detach left no dispatcher for its queued run"
+            os.close(held)  # the slot frees: the detached dispatcher starts the run
+            deadline = time.monotonic() + 120
+            while queue.entries() and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert queue.entries() == [] and store.pending_run(run_id) is not None
+            assert launch.cancel(instance, store, queue, run_id, "test over")
+        finally:
+            for pid in _dispatcher_pids(data_dir) + _worker_pids(store, run_id):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def _dispatcher_pids(data_dir: Path) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes()
+            env = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"musicgen_pipeline.launch\0dispatch" in cmd and f"MUSICGEN_DATA={data_dir}".encode() in env:
+            out.append(int(entry.name))
+    return out
+
+
+def _worker_pids(store, run_id: str) -> list[int]:  # type: ignore[no-untyped-def]
+    pending = store.pending_run(run_id)
+    return [int(pending["pid"])] if pending and pending.get("pid") else []
