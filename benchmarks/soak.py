@@ -9,9 +9,10 @@ One command: `python benchmarks/soak.py` (defaults: 50 clients, tiny-random mode
    HTTP path); 503 answers (queue full) are counted as refused, with their ``Retry-After``.
    While jobs run, a sampler records every process of this soak (found by its data folder in the
    process environment): peak count of run workers, of all processes, peak summed RSS; a prober
-   times ``GET /health`` and ``GET /jobs/{id}`` every 0.2 s.
-4. Crash mid-way: once the first burst job has completed, SIGKILL of the server and of one running
-   run worker; the server is started again on the same data folder.
+   times ``GET /health`` and ``GET /jobs/{id}`` every 0.2 s until the crash.
+4. Crash mid-way: once the first burst job has completed, SIGKILL of the server and of the worker of
+   a job still running; the server is started again on the same data folder. That job must end
+   failed (its worker died), every other one completed.
 5. Every accepted job is polled until final (completed/failed) or until `--max-seconds`; a job not
    final by then, or unknown to the server, is **lost** (must be 0).
 
@@ -82,6 +83,15 @@ def _is_worker(pid: int) -> bool:
     except OSError:
         return False
     return b"musicgen_pipeline.launch" in cmd and b"dispatch" not in cmd
+
+
+def _runs(pid: int, run_ids: list[str]) -> str | None:
+    """The run id (one of `run_ids`) worker `pid` executes, if any."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return None
+    return next((r for r in run_ids if r in cmd), None)
 
 
 def _alive(pid: int) -> bool:
@@ -311,7 +321,8 @@ def main() -> int:
             f"burst: {len(burst.accepted)} accepted, {burst.refused} refused in {time.monotonic() - burst_at:.1f} s",
             file=sys.stderr,
         )
-        prober = threading.Thread(target=probe, args=(server, burst, lat, stop), daemon=True)
+        probing = threading.Event()
+        prober = threading.Thread(target=probe, args=(server, burst, lat, probing), daemon=True)
         prober.start()
 
         done: dict[str, tuple[str, float]] = {}
@@ -322,13 +333,22 @@ def main() -> int:
                 if s and s["status"] in ("completed", "failed"):
                     done[job_id] = (s["status"], time.monotonic() - burst_at)
             if not crashed and not args.no_crash and any(v[0] == "completed" for v in done.values()):
-                workers = [p for p in soak_processes(marker) if _is_worker(p) and _alive(p)]
+                # The worker of a job still running (a finished job's worker may still be refreshing
+                # the catalog): its job must end failed, the others must not notice.
+                running = [j for j in burst.accepted if j not in done]
+                victims = [
+                    p for p in soak_processes(marker) if _is_worker(p) and _alive(p) and _runs(p, running)
+                ]
+                probing.set()  # latencies are those of the burst, not of the restart
                 server.kill()
-                if workers:
-                    os.kill(workers[0], signal.SIGKILL)
-                crashed = {"at": time.monotonic() - burst_at, "run_killed": bool(workers)}
+                if victims:
+                    os.kill(victims[0], signal.SIGKILL)
+                crashed = {
+                    "at": time.monotonic() - burst_at,
+                    "job": _runs(victims[0], running) if victims else None,
+                }
                 print(
-                    f"crash: server and {len(workers[:1])} run worker killed at {crashed['at']:.0f} s",
+                    f"crash: server and {len(victims[:1])} run worker killed at {crashed['at']:.0f} s",
                     file=sys.stderr,
                 )
                 server.start()
@@ -336,6 +356,8 @@ def main() -> int:
         stop.set()
     finally:
         stop.set()
+        with contextlib.suppress(NameError):
+            probing.set()
         server.stop()
         for pid in soak_processes(marker):
             with contextlib.suppress(ProcessLookupError):
@@ -362,6 +384,7 @@ def main() -> int:
         ("peak processes", f"{peaks.processes}"),
         ("peak RSS of all (MiB)", f"{peaks.rss / 2**20:.0f}"),
         ("crash (server + 1 run SIGKILL) at (s)", f"{crashed.get('at', '-')!s:.5}"),
+        ("killed run's job ended as", done.get(str(crashed.get("job")), ("-",))[0]),
     ]
     for name, values in lat.items():
         rows.append(
