@@ -40,7 +40,9 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(base: Path) -> Iterator[ApiServer]:
-    env = server_env(base, API_KEY=API_KEY, API_MAX_QUEUED_JOBS="1", USE_QUALITY_LOOP="false", STEM_SOURCE="dsp")
+    env = server_env(
+        base, API_KEY=API_KEY, API_MAX_QUEUED_JOBS="1", USE_QUALITY_LOOP="false", STEM_SOURCE="dsp"
+    )
     srv = ApiServer(env, base / "server.log").start()
     try:
         yield srv
