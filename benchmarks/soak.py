@@ -340,13 +340,11 @@ def main() -> int:
                     p for p in soak_processes(marker) if _is_worker(p) and _alive(p) and _runs(p, running)
                 ]
                 probing.set()  # latencies are those of the burst, not of the restart
+                victim_job = _runs(victims[0], running) if victims else None
                 server.kill()
                 if victims:
                     os.kill(victims[0], signal.SIGKILL)
-                crashed = {
-                    "at": time.monotonic() - burst_at,
-                    "job": _runs(victims[0], running) if victims else None,
-                }
+                crashed = {"at": time.monotonic() - burst_at, "job": victim_job}
                 print(
                     f"crash: server and {len(victims[:1])} run worker killed at {crashed['at']:.0f} s",
                     file=sys.stderr,
