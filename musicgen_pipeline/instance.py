@@ -19,16 +19,13 @@ from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from musicgen_pipeline.gpu_runs import GPU_POOL
 from musicgen_pipeline.naming import PARTITIONS_NAME
 from musicgen_pipeline.partition_store import PartitionStore
 from musicgen_pipeline.request import SoundtrackRequest
 
 if TYPE_CHECKING:
     import dagster as dg
-
-# The one concurrency pool of this code location: generation and separation steps (one GPU step at a
-# time across all runs unless `dagster instance concurrency set gpu N` says otherwise).
-GPU_POOL = "gpu"
 
 
 @cache

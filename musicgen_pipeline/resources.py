@@ -136,6 +136,24 @@ def retention_cron() -> str:
     return get_settings().retention_cron
 
 
+class DataVolumeIOManager(dg.ConfigurableIOManagerFactory):
+    """Asset outputs pickled under ``$MUSICGEN_DATA/dagster_storage/<asset>/<partition>``.
+
+    Dagster's default puts them under ``$DAGSTER_HOME/storage``, local to the process (container, pod)
+    that ran the step, so a re-execution from failure elsewhere could not load the upstream outputs of the
+    failed run. On the data volume (``MUSICGEN_DATA``, shared by the code server and every run worker in
+    each deployment shape), any process can re-execute any step. Same pickled files as
+    `dg.FilesystemIOManager`.
+    """
+
+    settings: SettingsResource
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> dg.UPathIOManager:
+        from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
+
+        return PickledObjectFilesystemIOManager(base_dir=str(self.settings.resolved.asset_storage_dir))
+
+
 class MusicGenResource(dg.ConfigurableResource):
     """MusicGen, loaded on first use and shared by every step of the process.
 

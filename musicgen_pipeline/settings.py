@@ -169,6 +169,11 @@ class Settings:
     def catalog_path(self) -> Path:
         return self.data_dir / "catalog.csv"
 
+    @property
+    def asset_storage_dir(self) -> Path:
+        """Where the IO manager keeps asset outputs: on the data volume every process and pod shares."""
+        return self.data_dir / "dagster_storage"
+
     def as_dict(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 

@@ -4,16 +4,17 @@
 - ``refresh_catalog``: the unpartitioned catalog table.
 - ``separate_audio``: stems of one uploaded/fetched file (REST ``/separate``).
 
-`GPU_OP_TAGS` go on the steps that use the GPU (generation, stems, separation): on Kubernetes
-(dagster-k8s) each such step's pod asks for one GPU. Job-level tags belong here too.
+The jobs that run GPU steps carry `GPU_RUN_TAGS` (musicgen_pipeline/gpu_runs.py) as *run* tags: the
+tag the instance's run tag limit counts (`musicgen/gpu`) and the `dagster-k8s/config` that gives the run
+pod a GPU on Kubernetes (K8sRunLauncher builds the pod from run tags; op tags would only reach per-step
+pods of `k8s_job_executor`, which this project does not use: models load once per run).
 """
 
 from __future__ import annotations
 
-import json
-
 import dagster as dg
 
+from musicgen_pipeline.gpu_runs import GPU_RUN_TAGS
 from musicgen_pipeline.naming import (
     CATALOG_GROUP,
     CATALOG_JOB,
@@ -23,24 +24,16 @@ from musicgen_pipeline.naming import (
     SOUNDTRACK_GROUP,
 )
 
-GPU_OP_TAGS = {
-    "dagster-k8s/config": json.dumps(
-        {
-            "container_config": {
-                "resources": {"limits": {"nvidia.com/gpu": 1}, "requests": {"nvidia.com/gpu": 1}}
-            }
-        }
-    )
-}
-
 render_soundtrack = dg.define_asset_job(
     RENDER_JOB,
     selection=dg.AssetSelection.groups(SOUNDTRACK_GROUP),
     description="Render one soundtrack request (a partition of soundtrack_requests) end to end.",
+    tags=GPU_RUN_TAGS,
 )
 refresh_catalog = dg.define_asset_job(CATALOG_JOB, selection=dg.AssetSelection.groups(CATALOG_GROUP))
 separate_audio = dg.define_asset_job(
     SEPARATION_JOB,
     selection=dg.AssetSelection.groups(SEPARATION_GROUP),
     description="Split one uploaded/fetched audio file into stems (one partition per REST /separate job).",
+    tags=GPU_RUN_TAGS,
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import time
 
 import dagster as dg
@@ -43,9 +44,12 @@ def test_gpu_steps_of_concurrent_runs_never_overlap(
     # Both GPU assets are in the pool; CPU assets are not.
     pools = {a.key.to_user_string(): a.op.pool for a in soundtrack_assets()}
     assert {k for k, p in pools.items() if p == GPU_POOL} == GPU_STEPS
-    tags = defs.get_assets_def("scene_segments").op.tags
-    assert '"nvidia.com/gpu": 1' in tags["dagster-k8s/config"]
-    assert "dagster-k8s/config" not in defs.get_assets_def("beat_grids").op.tags
+    # The GPU request is a run (job) tag; op tags would reach a pod only under k8s_job_executor (unused).
+    job_tags = defs.resolve_job_def("render_soundtrack").run_tags
+    assert json.loads(job_tags["dagster-k8s/config"])["container_config"]["resources"]["limits"] == {
+        "nvidia.com/gpu": "1"
+    }
+    assert all("dagster-k8s/config" not in a.op.tags for a in soundtrack_assets())
 
     keys = []
     for seed in (1, 2):

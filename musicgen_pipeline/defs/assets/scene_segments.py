@@ -35,9 +35,8 @@ import numpy as np
 from dagster import AssetExecutionContext
 
 from musicgen_pipeline.audio.io import Audio
-from musicgen_pipeline.defs.jobs import GPU_OP_TAGS
 from musicgen_pipeline.defs.partitions import soundtrack_partitions
-from musicgen_pipeline.instance import GPU_POOL
+from musicgen_pipeline.gpu_runs import GPU_POOL
 from musicgen_pipeline.media import read_exact, save_picture, write_exact
 from musicgen_pipeline.naming import SOUNDTRACK_GROUP
 from musicgen_pipeline.partition_store import PartitionFiles
@@ -335,7 +334,6 @@ class SegmentGenerator:
     partitions_def=soundtrack_partitions,
     group_name=SOUNDTRACK_GROUP,
     pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
     kinds={"pytorch"},
     description="MusicGen audio of every scene (token-level continuation or one batched pass), with the "
     "quality loop: a scene whose seam fails the thresholds is regenerated with the next seed via a Dagster retry.",

@@ -24,9 +24,8 @@ from musicgen_pipeline.audio.rhythm import BeatGrid
 from musicgen_pipeline.audio.seam_plan import stem_windows
 from musicgen_pipeline.audio.stems import Stems, StemSplitter, split_window
 from musicgen_pipeline.audio.timeline import plan_seams, scene_boundaries
-from musicgen_pipeline.defs.jobs import GPU_OP_TAGS
 from musicgen_pipeline.defs.partitions import soundtrack_partitions
-from musicgen_pipeline.instance import GPU_POOL
+from musicgen_pipeline.gpu_runs import GPU_POOL
 from musicgen_pipeline.media import read_exact, write_exact
 from musicgen_pipeline.naming import SOUNDTRACK_GROUP
 from musicgen_pipeline.quality import transition_options
@@ -47,7 +46,6 @@ def separate_window(splitter: StemSplitter, audio: Audio, start: int, stop: int,
     partitions_def=soundtrack_partitions,
     group_name=SOUNDTRACK_GROUP,
     pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
     kinds={"pytorch"},
     description="Seam plans on the aligned segments, and Demucs (or DSP) stems of only the cross-faded windows.",
 )

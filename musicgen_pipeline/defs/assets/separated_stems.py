@@ -13,9 +13,8 @@ from typing import Any
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from musicgen_pipeline.defs.jobs import GPU_OP_TAGS
 from musicgen_pipeline.defs.partitions import separation_partitions
-from musicgen_pipeline.instance import GPU_POOL
+from musicgen_pipeline.gpu_runs import GPU_POOL
 from musicgen_pipeline.naming import SEPARATION_GROUP
 from musicgen_pipeline.partition_store import write_json_atomic
 from musicgen_pipeline.resources import SettingsResource, StemSplitterResource
@@ -27,7 +26,6 @@ from musicgen_pipeline.separation import separate_file
     partitions_def=separation_partitions,
     group_name=SEPARATION_GROUP,
     pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
     kinds={"pytorch"},
     description="Demucs stems of an uploaded or fetched audio file (POST /separate): 16-bit WAV, 44.1 kHz stereo.",
 )
