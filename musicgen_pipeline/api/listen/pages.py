@@ -210,7 +210,7 @@ def _regenerations(view: PartitionView) -> str:
         )
     state = "on" if loop.get("enabled") else "off"
     return (
-        f"<h2>Regenerations</h2><p>Quality loop {state}, at most {loop.get('max_regen_attempts')} "
+        f"<h2 id='regenerations'>Regenerations</h2><p>Quality loop {state}, at most {loop.get('max_regen_attempts')} "
         "regenerations per scene.</p><table class='loop'><thead><tr><th>scene</th><th>regenerations</th>"
         f"<th>kept</th><th>attempts</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
@@ -235,7 +235,7 @@ def _segments(view: PartitionView, base: str) -> str:
     if not rows:
         return ""
     return (
-        "<h2>Segments</h2><table class='segments'><thead><tr><th>scene</th><th>generated</th>"
+        "<h2 id='segments'>Segments</h2><table class='segments'><thead><tr><th>scene</th><th>generated</th>"
         f"<th>aligned (tempo-matched)</th><th>picture</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
 
@@ -251,7 +251,7 @@ def _stems(view: PartitionView, base: str) -> str:
     if not blocks:
         return ""
     return (
-        "<h2>Seam stems</h2><p>The separated crossfade windows of both sides of each seam "
+        "<h2 id='stems'>Seam stems</h2><p>The separated crossfade windows of both sides of each seam "
         f"(<i>prev</i>: the outgoing scene, <i>next</i>: the incoming one).</p>{''.join(blocks)}"
     )
 
@@ -276,7 +276,7 @@ def partition_page(view: PartitionView, base: str) -> str:
     facts_html = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
     if view.soundtrack is not None and view.duration:
         track = (
-            "<h2>Soundtrack</h2>"
+            "<h2 id='soundtrack-player'>Soundtrack</h2>"
             f"{_player(view, view.soundtrack, base, 'soundtrack')}"
             "<p class='hint'>Dashed lines: scene boundaries. Shaded bands: each seam's crossfade; click one "
             "(or a seam below) to hear it from its start; click anywhere on the picture to seek.</p>"
@@ -287,7 +287,7 @@ def partition_page(view: PartitionView, base: str) -> str:
     body = (
         f"<p><a href='{base}/'>← all soundtracks</a></p><h1>{escape(view.name)}</h1>"
         f"<dl class='facts'>{facts_html}</dl>{track}"
-        f"<h2>Transition scores</h2>{_scores(view)}{_regenerations(view)}"
+        f"<h2 id='scores'>Transition scores</h2>{_scores(view)}{_regenerations(view)}"
         f"{_segments(view, base)}{_stems(view, base)}"
     )
     return _page(f"{view.name}: listen", base, body)
