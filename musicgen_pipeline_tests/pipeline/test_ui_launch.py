@@ -7,7 +7,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from musicgen_pipeline.sensors import only_the_request, renders_soundtrack
+from musicgen_pipeline.defs.sensors import only_the_request, renders_soundtrack
 
 ASSET_JOB = "__ASSET_JOB"
 ALL = frozenset(
