@@ -24,6 +24,10 @@ run and partition requests. Per tick:
 
 Files are only ever renamed, never deleted; a name already taken (by a file or a report) gets a
 numeric suffix, and reports are created exclusively, so no user file is ever overwritten.
+
+What a tick did is said in words (`InboxTick.outcome`: accepted files, rejected files with their first
+problem, files left for later), and the cursor is stored as an ISO 8601 UTC time a person can read
+(`cursor_text` / `cursor_time`; a cursor stored by an older version as seconds is still understood).
 """
 
 from __future__ import annotations
@@ -31,10 +35,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import stat
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +211,30 @@ def _run_request(request: SoundtrackRequest, key: str, source: str) -> PlannedRu
     )
 
 
+def cursor_text(seconds: float) -> str:
+    """The cursor as stored: ISO 8601 UTC to the microsecond, rounded up (so the file whose change time
+    set it is never taken again), or "" before any file was accepted."""
+    if seconds <= 0:
+        return ""
+    micro = math.floor(seconds * 1e6) + 1
+    return datetime.fromtimestamp(micro / 1e6, tz=timezone.utc).isoformat(timespec="microseconds")
+
+
+def cursor_time(text: str | None) -> float:
+    """Seconds since the epoch from a stored cursor (ISO 8601, or the plain seconds older versions kept)."""
+    if not text:
+        return 0.0
+    try:
+        return float(text)
+    except ValueError:
+        return datetime.fromisoformat(text).timestamp()
+
+
+def first_problem(exc: RequestError) -> str:
+    """The first reason a request file was rejected, in one line."""
+    return str(exc.problems[0]) if exc.problems else str(exc)
+
+
 @dataclass
 class InboxTick:
     run_requests: list[PlannedRun]
@@ -213,6 +243,21 @@ class InboxTick:
     rejected: list[Path]
     cursor: float
     skip_reason: str | None
+    reasons: dict[str, str] = field(default_factory=dict)  # rejected file name -> its first problem
+
+    @property
+    def outcome(self) -> str:
+        """What this tick did, in one line (the sensor logs it; the skip reason says it when idle)."""
+        parts = []
+        if self.accepted:
+            parts.append(
+                f"accepted {', '.join(p.name for p in self.accepted)} ({len(self.run_requests)} run request(s))"
+            )
+        for path in self.rejected:
+            parts.append(f"rejected {path.name}: {self.reasons.get(path.name, 'see its .error.json')}")
+        if self.skip_reason:
+            parts.append(self.skip_reason)
+        return "; ".join(parts) or "nothing to do"
 
 
 def _write_report(report: Path, data: dict[str, Any], *, replace: bool = False) -> None:
@@ -386,7 +431,9 @@ def _take_new(
             requests = _judge(path, default_model)
         except RequestError as exc:
             try:
-                tick.rejected.append(reject(path, rejected_dir, exc))
+                target = reject(path, rejected_dir, exc)
+                tick.rejected.append(target)
+                tick.reasons[target.name] = first_problem(exc)
             except OSError as move_error:  # vanished meanwhile, or the folder is not writable
                 unreadable.append(f"{path.name} ({move_error.strerror or move_error})")
             continue
@@ -404,7 +451,9 @@ def _skip_reason(inbox: Path, tick: InboxTick, scan: InboxScan, unreadable: list
         return None
     waiting = f"; {len(scan.settling)} file(s) still being written" if scan.settling else ""
     unread = f"; left for later: {', '.join(unreadable)}" if unreadable else ""
-    rejected = f" ({len(tick.rejected)} rejected)" if tick.rejected else ""
+    rejected = "".join(
+        f"; rejected {p.name}: {tick.reasons.get(p.name, 'see its .error.json')}" for p in tick.rejected
+    )
     return f"no new requests in {inbox}{rejected}{waiting}{unread}"
 
 

@@ -9,7 +9,7 @@ import dagster as dg
 
 from musicgen_pipeline import inbox as inbox_module
 from musicgen_pipeline.defs.sensors import build_inbox_sensor
-from musicgen_pipeline.inbox import process_inbox
+from musicgen_pipeline.inbox import cursor_text, cursor_time, process_inbox
 from musicgen_pipeline.naming import PARTITIONS_NAME, RENDER_JOB
 from musicgen_pipeline.request import parse_request
 from musicgen_pipeline.resources import SettingsResource
@@ -147,3 +147,36 @@ def test_unreadable_file_is_left_in_place(instance: dg.DagsterInstance, data_dir
     tick = process_inbox(data_dir, 0.0, max_batch=5, settle_seconds=0)
     assert tick.run_requests == [] and "locked.json (Permission denied)" in tick.skip_reason
     assert locked.exists() and not (inbox / "rejected").exists()
+
+
+def test_tick_says_what_it_did_and_the_cursor_reads_as_a_time(
+    instance: dg.DagsterInstance, data_dir: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("SENSOR_SETTLE_SECONDS", "0")
+    inbox = data_dir / "inbox"
+    write_json(inbox / "long.json", {"base_prompt": "x", "scenes": [{"mood": "a", "duration": 9999}]})
+    sensor = build_inbox_sensor(dg.define_asset_job(RENDER_JOB))
+    idle = _tick(sensor, instance, None)
+    # Nothing launched: the tick's skip reason names the rejected file and its first problem.
+    assert idle.run_requests == [] and idle.cursor == ""
+    assert "rejected long.json: scenes[0].duration=9999:" in idle.skip_reason.skip_message
+    assert "600" in idle.skip_reason.skip_message
+
+    write_json(inbox / "trip.json", three_scene_request())
+    write_json(inbox / "bad.json", {"base_prompt": "", "scenes": []})
+    before = time.time()
+    tick = process_inbox(data_dir, 0.0, max_batch=5, settle_seconds=0)
+    assert [p.name for p in tick.accepted] == ["trip.json"] and [p.name for p in tick.rejected] == [
+        "bad.json"
+    ]
+    assert tick.outcome.startswith("accepted trip.json (1 run request(s)); rejected bad.json: ")
+    assert tick.reasons["bad.json"] in tick.outcome
+
+    # The cursor a person reads is a UTC time; it reads back (rounded up to the next microsecond, so
+    # the accepted file is not taken again) and old numeric cursors are still understood.
+    text = cursor_text(tick.cursor)
+    assert text.endswith("+00:00") and text.startswith(time.strftime("%Y-%m-%dT", time.gmtime(before)))
+    assert 0 < cursor_time(text) - tick.cursor <= 2e-6
+    assert cursor_time(repr(tick.cursor)) == tick.cursor and cursor_time("") == 0.0
+    again = process_inbox(data_dir, cursor_time(text), max_batch=5, settle_seconds=0)
+    assert again.run_requests == []
