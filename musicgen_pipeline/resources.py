@@ -99,6 +99,7 @@ class SettingsResource(dg.ConfigurableResource):
     min_free_disk_mb: float | None = _field("min_free_disk_mb")
     retention_upload_hours: float | None = _field("retention_upload_hours")
     retention_output_days: float | None = _field("retention_output_days")
+    listen_url: str | None = _field("listen_url")
 
     _resolved: Settings | None = PrivateAttr(default=None)
 

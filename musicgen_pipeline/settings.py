@@ -214,6 +214,7 @@ ENV_NAMES: dict[str, str] = {
     "min_free_disk_mb": "MIN_FREE_DISK_MB",
     "retention_upload_hours": "RETENTION_UPLOAD_HOURS",
     "retention_output_days": "RETENTION_OUTPUT_DAYS",
+    "listen_url": "LISTEN_URL",
 }
 
 

@@ -20,7 +20,13 @@ import soundfile as sf
 
 from musicgen_pipeline import resources
 from musicgen_pipeline.audio.timeline import scene_generation_seconds
-from musicgen_pipeline.defs.assets.transition_report import CHECK_DURATION, CHECK_LOOP, CHECK_SEAMS
+from musicgen_pipeline.defs.assets.transition_report import (
+    CHECK_DURATION,
+    CHECK_LOOP,
+    CHECK_SEAMS,
+    transition_report,
+)
+from musicgen_pipeline.defs.metadata import SPEED_KEY, sig3
 from musicgen_pipeline.instance import register_request
 from musicgen_pipeline.launch import materialize, run_progress
 from musicgen_pipeline.partition_store import PartitionStore
@@ -50,6 +56,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, obj
         mp.setenv("MUSICGEN_MODEL", "tiny-random")
         mp.setenv("DEMUCS_MODEL", "tiny-random")
         mp.setenv("STEM_SOURCE", "demucs")
+        mp.delenv("LISTEN_URL", raising=False)  # the links use its default
         for key, value in LENIENT.items():
             mp.setenv(key, value)
         # Count real MusicGen loads in this process: empty both caches, wrap the loader.
@@ -135,29 +142,72 @@ def test_soundtrack_file_and_duration(rendered: dict) -> None:
     )
 
 
+def _meta(instance: dg.DagsterInstance, asset: str) -> dict:
+    return instance.get_latest_materialization_event(dg.AssetKey(asset)).asset_materialization.metadata
+
+
+def _rows(value: dg.TableMetadataValue) -> list[dict]:
+    return [dict(r.data) for r in value.records]
+
+
 def test_metadata_and_checks(rendered: dict) -> None:
     instance: dg.DagsterInstance = rendered["instance"]
-    segments = instance.get_latest_materialization_event(dg.AssetKey("scene_segments")).asset_materialization
-    meta = segments.metadata
+    key, folder = rendered["key"], rendered["data"] / "outputs" / rendered["key"]
+    listen = f"http://127.0.0.1:8000/listen/{key}"  # LISTEN_URL's default
+    meta = _meta(instance, "scene_segments")
     assert meta["model"].value == "tiny-random"
     assert meta["scenes"].value == 3
     assert meta["regenerations"].value == 0
-    assert meta["real_time_factor"].value > 0
+    assert "real_time_factor" not in meta and meta[SPEED_KEY].value > 0  # named by its direction
     assert "data:image/png;base64," in meta["scene_0_picture"].value
-    soundtrack = instance.get_latest_materialization_event(
-        dg.AssetKey("soundtrack")
-    ).asset_materialization.metadata
-    assert Path(soundtrack["path"].value).exists()
+    assert meta["listen"].value == f"{listen}#segments"
+    segments = _rows(meta["segments"].value)
+    assert [r["scene"] for r in segments] == [1, 2, 3]
+    assert segments[0]["file"] == str(folder / "segments" / "scene_00.wav")
+    assert meta["scene_1_file"].value == segments[0]["file"]
+    assert meta["step_seconds"].value == round(meta["step_seconds"].value, 3)
+
+    soundtrack = _meta(instance, "soundtrack")
+    assert isinstance(soundtrack["listen"], dg.UrlMetadataValue) and soundtrack["listen"].value == listen
+    # The real file under its own key: Dagster's IO manager writes its pickle's location under "path".
+    assert soundtrack["soundtrack_file"].value == str(folder / "soundtrack.wav")
+    assert "storage" in soundtrack["path"].value
     assert soundtrack["loudness_lufs"].value == pytest.approx(-14.0, abs=4.0)
-    request_meta = instance.get_latest_materialization_event(
-        dg.AssetKey("soundtrack_request")
-    ).asset_materialization
-    assert "peaceful morning, cinematic orchestral" in request_meta.metadata["prompts"].value
+    for name, digits in (("duration_seconds", 3), ("mix_seconds", 3), ("joined_seconds_before_trim", 3)):
+        assert soundtrack[name].value == round(soundtrack[name].value, digits), name
+    assert soundtrack["target_bpm"].value == sig3(soundtrack["target_bpm"].value)
+
+    grids = _rows(_meta(instance, "beat_grids")["beat_grids"].value)
+    assert [g["scene"] for g in grids] == [1, 2, 3] and all(g["bpm"] > 0 and g["beats"] > 0 for g in grids)
+    aligned = _meta(instance, "aligned_segments")
+    assert _rows(aligned["segments"].value)[2]["file"] == str(folder / "aligned" / "scene_02.wav")
+    stems = _meta(instance, "segment_stems")
+    assert stems["listen"].value == f"{listen}#stems"
+    stem_rows = _rows(stems["stems"].value)
+    assert len(stem_rows) == 2 * 2 * 4 and {r["side"] for r in stem_rows} == {"prev", "next"}
+    assert all(Path(r["file"]).parent.parent == folder / "stems" for r in stem_rows)
+
+    report = _meta(instance, "transition_report")
+    assert report["report_file"].value == str(folder / "transition_report.json")
+    assert [r["seam"] for r in _rows(report["scores"].value)] == [1, 2]
+    request_meta = _meta(instance, "soundtrack_request")
+    prompts = _rows(request_meta["prompts"].value)
+    assert prompts[0]["prompt"].startswith("peaceful morning, cinematic orchestral")
+
     result: dg.ExecuteInProcessResult = rendered["result"]
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert set(evaluations) == {CHECK_SEAMS, CHECK_LOOP, CHECK_DURATION}
     assert evaluations[CHECK_DURATION].passed and evaluations[CHECK_LOOP].passed
     assert evaluations[CHECK_SEAMS].passed  # lenient thresholds in this module
+    for evaluation in evaluations.values():  # each result names the soundtrack it judged
+        assert evaluation.partition == key
+        assert evaluation.description.startswith(f"{key}: ")
+        assert evaluation.metadata["partition"].value == key
+    specs = {s.name: s.description for s in transition_report.check_specs}
+    assert specs[CHECK_DURATION].startswith("ERROR on failure")
+    assert specs[CHECK_SEAMS].startswith("WARN on failure") and specs[CHECK_LOOP].startswith(
+        "WARN on failure"
+    )
 
 
 def test_musicgen_loaded_once_and_no_retry(rendered: dict) -> None:

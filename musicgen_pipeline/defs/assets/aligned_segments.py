@@ -14,6 +14,7 @@ from dagster import AssetExecutionContext
 
 from musicgen_pipeline.audio.filters import remove_dc
 from musicgen_pipeline.audio.rhythm import BeatGrid, align_segment, choose_target_bpm
+from musicgen_pipeline.defs.metadata import listen_link, ms, sig3, table
 from musicgen_pipeline.defs.partitions import soundtrack_partitions
 from musicgen_pipeline.media import read_exact, write_exact
 from musicgen_pipeline.naming import SOUNDTRACK_GROUP
@@ -64,16 +65,31 @@ def aligned_segments(
             }
         )
         rows.append(
-            f"| {segment['index']} | {grid.bpm:.1f} | {aligned_grid.bpm:.1f} | {rate:.4f} | {aligned.duration:.2f} |"
+            {
+                "scene": segment["index"] + 1,
+                "source_bpm": sig3(grid.bpm),
+                "aligned_bpm": sig3(aligned_grid.bpm),
+                "stretch_rate": round(rate, 4),
+                "seconds": ms(aligned.duration),
+                "file": str(path),
+            }
         )
     context.add_output_metadata(
         {
-            "target_bpm": target,
+            "listen": listen_link(config.listen_url, context.partition_key, "segments"),
+            "target_bpm": sig3(target),
             "tempo_match": request.tempo_match,
-            "seconds": time.perf_counter() - start,
-            "segments": dg.MetadataValue.md(
-                "| scene | source BPM | aligned BPM | stretch rate | seconds |\n|---|---|---|---|---|\n"
-                + "\n".join(rows)
+            "seconds": ms(time.perf_counter() - start),
+            "segments": table(
+                [
+                    ("scene", "int", "scene number (1 = first)"),
+                    ("source_bpm", "float", "tempo as generated"),
+                    ("aligned_bpm", "float", "tempo after stretching"),
+                    ("stretch_rate", "float", "source duration / aligned duration (above 1: sped up)"),
+                    ("seconds", "float", "aligned duration"),
+                    ("file", "string", "the aligned segment's WAV"),
+                ],
+                rows,
             ),
         }
     )

@@ -5,9 +5,11 @@ import time
 from typing import Any
 
 import dagster as dg
+import numpy as np
 from dagster import AssetExecutionContext
 
 from musicgen_pipeline.audio.rhythm import analyze_beats
+from musicgen_pipeline.defs.metadata import ms, sig3, table
 from musicgen_pipeline.defs.partitions import soundtrack_partitions
 from musicgen_pipeline.media import read_exact
 from musicgen_pipeline.naming import SOUNDTRACK_GROUP
@@ -33,10 +35,29 @@ def beat_grids(
     path.write_text(json.dumps(grids, indent=2), encoding="utf-8")
     context.add_output_metadata(
         {
-            "bpm": dg.MetadataValue.json({f"scene_{g['index']}": g["bpm"] for g in grids}),
-            "beats": dg.MetadataValue.json({f"scene_{g['index']}": len(g["beat_times"]) for g in grids}),
-            "seconds": time.perf_counter() - start,
-            "path": dg.MetadataValue.path(str(path)),
+            "beat_grids": table(
+                [
+                    ("scene", "int", "scene number (1 = first)"),
+                    ("bpm", "float", "tempo of the generated segment"),
+                    ("beats", "int", "beats found"),
+                    ("first_beat_seconds", "float", "time of the first beat"),
+                    ("beat_interval_seconds", "float", "median time between beats"),
+                ],
+                [_grid_row(g) for g in grids],
+            ),
+            "seconds": ms(time.perf_counter() - start),
+            "beat_grids_file": dg.MetadataValue.path(str(path)),
         }
     )
     return grids
+
+
+def _grid_row(grid: dict[str, Any]) -> dict[str, float | int]:
+    times = np.asarray(grid["beat_times"], dtype=float)
+    return {
+        "scene": grid["index"] + 1,
+        "bpm": sig3(grid["bpm"]),
+        "beats": int(times.size),
+        "first_beat_seconds": ms(times[0]) if times.size else 0.0,
+        "beat_interval_seconds": ms(float(np.median(np.diff(times)))) if times.size > 1 else 0.0,
+    }

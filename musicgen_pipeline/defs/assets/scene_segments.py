@@ -35,6 +35,7 @@ import numpy as np
 from dagster import AssetExecutionContext
 
 from musicgen_pipeline.audio.io import Audio
+from musicgen_pipeline.defs.metadata import SPEED_KEY, listen_link, ms, sig3, speed, table
 from musicgen_pipeline.defs.partitions import soundtrack_partitions
 from musicgen_pipeline.gpu_runs import GPU_POOL
 from musicgen_pipeline.media import read_exact, save_picture, write_exact
@@ -388,7 +389,15 @@ def scene_segments(
         )
         verdict = "-" if record.passed is None else ("pass" if record.passed else "FAIL (best kept)")
         rows.append(
-            f"| {i} | {audio.duration:.2f} | {record.seed} | {entry['regenerations']} | {verdict} | {rtf:.2f} | `{path}` |"
+            {
+                "scene": i + 1,
+                "seconds": ms(audio.duration),
+                "seed": record.seed,
+                "regenerations": entry["regenerations"],
+                "seam": verdict,
+                SPEED_KEY: sig3(1.0 / rtf) if rtf > 0 else 0.0,
+                "file": str(path),
+            }
         )
     elapsed = time.perf_counter() - start
     total_audio = sum(s["duration"] for s in segments)
@@ -397,17 +406,30 @@ def scene_segments(
             "model": segments[0]["model_id"] if segments else (request.model or ""),
             "scene_conditioning": request.scene_conditioning,
             "scenes": len(segments),
-            "audio_seconds": total_audio,
-            "step_seconds": elapsed,
-            "model_load_seconds": generator.load_seconds,
-            "real_time_factor": elapsed / max(total_audio, 1e-9),
+            "listen": listen_link(settings.resolved.listen_url, context.partition_key, "segments"),
+            "audio_seconds": ms(total_audio),
+            "step_seconds": ms(elapsed),
+            "model_load_seconds": ms(generator.load_seconds),
+            **speed(total_audio, elapsed),
             "regenerations": sum(s["regenerations"] for s in segments),
             "retry_number": context.retry_number,
-            "segments": dg.MetadataValue.md(
-                "| scene | seconds | seed | regenerations | seam | RTF | file |\n|---|---|---|---|---|---|---|\n"
-                + "\n".join(rows)
+            "segments": table(
+                [
+                    ("scene", "int", "scene number (1 = first)"),
+                    ("seconds", "float", "generated seconds (with the margin for the seams)"),
+                    ("seed", "int", "seed of the kept attempt"),
+                    ("regenerations", "int", "attempts after the first"),
+                    ("seam", "string", "the seam into the previous scene: pass, FAIL (best kept), - (first)"),
+                    (
+                        SPEED_KEY,
+                        "float",
+                        "seconds of audio per wall-clock second (above 1: faster than real time)",
+                    ),
+                    ("file", "string", "the segment's WAV"),
+                ],
+                rows,
             ),
-            **{f"scene_{s['index']}_path": dg.MetadataValue.path(s["path"]) for s in segments},
+            **{f"scene_{s['index'] + 1}_file": dg.MetadataValue.path(s["path"]) for s in segments},
             **pictures,
         }
     )

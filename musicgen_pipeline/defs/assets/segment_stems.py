@@ -24,6 +24,7 @@ from musicgen_pipeline.audio.rhythm import BeatGrid
 from musicgen_pipeline.audio.seam_plan import stem_windows
 from musicgen_pipeline.audio.stems import Stems, StemSplitter, split_window
 from musicgen_pipeline.audio.timeline import plan_seams, scene_boundaries
+from musicgen_pipeline.defs.metadata import files_table, listen_link, ms, table
 from musicgen_pipeline.defs.partitions import soundtrack_partitions
 from musicgen_pipeline.gpu_runs import GPU_POOL
 from musicgen_pipeline.media import read_exact, write_exact
@@ -70,7 +71,8 @@ def segment_stems(
     context_frames = round(options.stem_context_seconds * audios[0].sample_rate) if audios else 0
     out: list[dict[str, Any]] = []
     separated_seconds = 0.0
-    rows = []
+    rows: list[dict[str, object]] = []
+    stem_rows: list[dict[str, object]] = []
     boundaries = scene_boundaries([s.duration for s in request.scenes])
     plans, offsets = plan_seams(audios, grids, options, boundaries) if len(audios) > 1 else ([], [0])
     for t, plan in enumerate(plans):
@@ -105,21 +107,52 @@ def segment_stems(
                     path = write_exact(folder / f"{side}_{name}.wav", type(audio)(samples, audio.sample_rate))
                     entry[side][name] = str(path)
         rows.append(
-            f"| {t} | {boundaries[t]:.3f} | {centre:.3f} | {plan.overlap_seconds:.3f} | {plan.beat_aligned} | "
-            f"{'-' if plan.bass_swap is None else f'{plan.bass_swap / plan.sample_rate:.3f}'} | {len(entry['prev'])} |"
+            {
+                "seam": t + 1,
+                "scene_boundary_seconds": ms(boundaries[t]),
+                "overlap_centre_seconds": ms(centre),
+                "overlap_seconds": ms(plan.overlap_seconds),
+                "on_beats": plan.beat_aligned,
+                "bass_swap_seconds": -1.0
+                if plan.bass_swap is None
+                else ms(plan.bass_swap / plan.sample_rate),
+                "stems": len(entry["prev"]),
+            }
         )
+        stem_rows += [
+            {"seam": t + 1, "side": side, "stem": name, "file": path}
+            for side in ("prev", "next")
+            for name, path in entry[side].items()
+        ]
         out.append(entry)
     elapsed = time.perf_counter() - start
     context.add_output_metadata(
         {
             "stem_source": splitter.name if splitter is not None else "none (plain crossfade)",
             "transitions": len(out),
-            "separated_seconds": separated_seconds,
-            "seconds": elapsed,
-            "splitter_load_seconds": load_seconds,
-            "plans": dg.MetadataValue.md(
-                "| seam | scene boundary s | overlap centre s | overlap s | on beats | bass swap s | stems |\n"
-                "|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+            "listen": listen_link(settings.resolved.listen_url, context.partition_key, "stems"),
+            "separated_seconds": ms(separated_seconds),
+            "seconds": ms(elapsed),
+            "splitter_load_seconds": ms(load_seconds),
+            "plans": table(
+                [
+                    ("seam", "int", "seam number (1 = between scenes 1 and 2)"),
+                    ("scene_boundary_seconds", "float", "the scene boundary the overlap aims at"),
+                    ("overlap_centre_seconds", "float", "centre of the crossfade in the track"),
+                    ("overlap_seconds", "float", "length of the crossfade"),
+                    ("on_beats", "bool", "the overlap starts on a beat of both sides"),
+                    ("bass_swap_seconds", "float", "bass swap point from the overlap start (-1: none)"),
+                    ("stems", "int", "stems separated per side (0: plain crossfade)"),
+                ],
+                rows,
+            ),
+            "stems": files_table(
+                stem_rows,
+                [
+                    ("seam", "int", "seam number"),
+                    ("side", "string", "prev: the outgoing scene's window; next: the incoming one's"),
+                    ("stem", "string", "Demucs/DSP stem"),
+                ],
             ),
         }
     )

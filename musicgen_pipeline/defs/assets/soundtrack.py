@@ -23,6 +23,7 @@ from musicgen_pipeline.audio.metrics import score_transition
 from musicgen_pipeline.audio.seam_plan import TransitionPlan
 from musicgen_pipeline.audio.seam_render import render_transition
 from musicgen_pipeline.audio.timeline import assemble, fit_to_length
+from musicgen_pipeline.defs.metadata import listen_link, ms, sig3
 from musicgen_pipeline.defs.partitions import soundtrack_partitions
 from musicgen_pipeline.media import read_exact, save_picture
 from musicgen_pipeline.naming import SOUNDTRACK_GROUP
@@ -117,18 +118,19 @@ def soundtrack(
     }
     context.add_output_metadata(
         {
-            "path": dg.MetadataValue.path(str(path)),
-            "duration_seconds": normalised.duration,
-            "requested_seconds": request.total_duration,
-            "expected_seconds": request.expected_duration,
-            "joined_seconds_before_trim": joined_seconds,
-            "target_bpm": aligned_segments["target_bpm"],
-            "loudness_lufs": loudness.to_dict()["output_lufs"],
-            "true_peak_dbtp": loudness.to_dict()["output_true_peak_dbtp"],
+            "listen": listen_link(config.listen_url, context.partition_key),
+            "soundtrack_file": dg.MetadataValue.path(str(path)),
+            "duration_seconds": ms(normalised.duration),
+            "requested_seconds": ms(request.total_duration),
+            "expected_seconds": ms(request.expected_duration),
+            "joined_seconds_before_trim": ms(joined_seconds),
+            "target_bpm": sig3(aligned_segments["target_bpm"]),
+            "loudness_lufs": sig3(loudness.to_dict()["output_lufs"]),
+            "true_peak_dbtp": sig3(loudness.to_dict()["output_true_peak_dbtp"]),
             "transitions_passed": f"{passed}/{len(transitions)}",
-            "mix_seconds": elapsed,
+            "mix_seconds": ms(elapsed),
             "picture": dg.MetadataValue.md(md),
-            "picture_path": dg.MetadataValue.path(str(picture)),
+            "picture_file": dg.MetadataValue.path(str(picture)),
         }
     )
     return result

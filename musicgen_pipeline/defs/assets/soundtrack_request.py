@@ -6,6 +6,7 @@ from typing import Any
 import dagster as dg
 from dagster import AssetExecutionContext
 
+from musicgen_pipeline.defs.metadata import listen_link, ms, table
 from musicgen_pipeline.defs.partitions import soundtrack_partitions
 from musicgen_pipeline.naming import SOUNDTRACK_GROUP
 from musicgen_pipeline.request import parse_request_text
@@ -46,12 +47,9 @@ def soundtrack_request(
     else:
         request = store.load_request(key)
     prompts = request.scene_prompts()
-    table = "\n".join(
-        f"| {i} | {s.mood or '-'} | {s.duration:g} | {p} |"
-        for i, (s, p) in enumerate(zip(request.scenes, prompts, strict=True))
-    )
     context.add_output_metadata(
         {
+            "listen": listen_link(settings.resolved.listen_url, key),
             "scenes": len(request.scenes),
             "total_seconds": request.total_duration,
             "expected_soundtrack_seconds": request.expected_duration,
@@ -67,8 +65,17 @@ def soundtrack_request(
                     "output_format": request.output_format,
                 }
             ),
-            "prompts": dg.MetadataValue.md(
-                "| scene | mood | seconds | prompt |\n|---|---|---|---|\n" + table
+            "prompts": table(
+                [
+                    ("scene", "int", "scene number (1 = first)"),
+                    ("mood", "string", "the scene's mood"),
+                    ("seconds", "float", "the scene's share of the soundtrack"),
+                    ("prompt", "string", "what MusicGen is asked for"),
+                ],
+                [
+                    {"scene": i + 1, "mood": s.mood or "-", "seconds": ms(s.duration), "prompt": p}
+                    for i, (s, p) in enumerate(zip(request.scenes, prompts, strict=True))
+                ],
             ),
         }
     )
