@@ -83,4 +83,13 @@ def run(args: argparse.Namespace) -> int:
     print("open the UI (assets, the run, metadata with pictures, checks):")
     print(f"  {ui}")
     print("  then browse http://127.0.0.1:3000 (Assets > soundtrack, or Runs)")
+    cli = Path(sys.executable).with_name("musicgen-pipeline")
+    serve = shlex.quote(str(cli)) if cli.exists() else "musicgen-pipeline"
+    print("listen (soundtrack, every segment and seam stem, the seams drawn on the waveform, the scores):")
+    print(
+        f"  DAGSTER_HOME={shlex.quote(str(home))} MUSICGEN_DATA={shlex.quote(str(settings.data_dir))} {serve} serve"
+    )
+    print(
+        f"  then browse {settings.listen_url}/listen/ (or follow the `listen` link of any audio asset in the UI)"
+    )
     return 0
