@@ -272,7 +272,34 @@ def _kill(pid: int, sig: int) -> None:
         os.kill(pid, sig)
 
 
-def terminate(instance: dg.DagsterInstance, run_id: str, reason: str = "termination requested") -> bool:
+def _wait_for_run_start(
+    instance: dg.DagsterInstance, run: dg.DagsterRun | None, *, timeout: float
+) -> dg.DagsterRun | None:
+    """The run once its live worker has recorded RUN_START (or finished), waiting at most `timeout` s.
+
+    A worker that exists but has not yet written RUN_START would overwrite a CANCELING written now with
+    STARTED, and Dagster then reads the SIGTERM as an unexpected interruption (FAILURE, not CANCELED).
+    """
+    from dagster import DagsterRunStatus
+
+    waiting = (DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING)
+    deadline = time.monotonic() + timeout
+    while run is not None and run.status in waiting and time.monotonic() < deadline:
+        worker = worker_of(instance, run)
+        if worker is None or not is_alive(worker):
+            break
+        time.sleep(0.2)
+        run = instance.get_run_by_id(run.run_id)
+    return run
+
+
+def terminate(
+    instance: dg.DagsterInstance,
+    run_id: str,
+    reason: str = "termination requested",
+    *,
+    start_timeout: float = 15.0,
+) -> bool:
     """Request the end of a run: CANCELING, then SIGTERM to its local worker.
 
     Returns False when the run is unknown or already finished. A worker that is already dead is
@@ -285,6 +312,9 @@ def terminate(instance: dg.DagsterInstance, run_id: str, reason: str = "terminat
         return False
     if run.status == DagsterRunStatus.QUEUED:  # still in the daemon's queue: no worker yet
         return instance.run_coordinator.cancel_run(run_id)
+    run = _wait_for_run_start(instance, run, timeout=start_timeout)
+    if run is None or run.is_finished:
+        return False
     if run.status != DagsterRunStatus.CANCELING:
         instance.report_run_canceling(run, f"Sending run termination request: {reason}.")
     worker = worker_of(instance, run)
