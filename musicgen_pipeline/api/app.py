@@ -98,6 +98,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The run dispatcher (queued jobs start as run slots free) and the dead-run reaper live as
         # long as the server.
         await anyio.to_thread.run_sync(jobs.start_background)
+        # The health report imports torch (10-30 s on a busy machine): done before the port answers,
+        # so the first `GET /health` (an orchestrator's probe) is as fast as every later one.
+        await anyio.to_thread.run_sync(health_report, settings)
         try:
             yield
         finally:

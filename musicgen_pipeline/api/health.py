@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from musicgen_pipeline.api.schemas import Health, ModelsLoaded
+from musicgen_pipeline.models.ids import TINY_DEMUCS_ID, TINY_IDS
 from musicgen_pipeline.settings import Settings
 
 HEALTH_TTL_SECONDS = 30.0
@@ -21,8 +22,6 @@ _lock = threading.Lock()
 
 
 def musicgen_available(model_id: str) -> bool:
-    from musicgen_pipeline.models.tiny import TINY_IDS
-
     if model_id in TINY_IDS:
         return True
     path = Path(model_id).expanduser()
@@ -37,10 +36,10 @@ def musicgen_available(model_id: str) -> bool:
 
 
 def demucs_available(name: str) -> bool:
+    if name == TINY_DEMUCS_ID:
+        return True
     from musicgen_pipeline.models import demucs
 
-    if name == demucs.TINY_DEMUCS_ID:
-        return True
     path = Path(name.split(":", 1)[0]).expanduser()
     if path.is_dir():
         return any(path.glob("*.th")) or any(path.glob("*.yaml"))

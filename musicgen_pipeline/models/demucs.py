@@ -33,7 +33,8 @@ from musicgen_pipeline.audio.io import Audio, check_audio, resample
 from musicgen_pipeline.audio.stems import STEMS_2, STEMS_4, Stems
 from musicgen_pipeline.errors import InputError, ModelUnavailableError
 from musicgen_pipeline.models.device import resolve_device
-from musicgen_pipeline.models.tiny import TINY_DEMUCS_ID, tiny_htdemucs
+from musicgen_pipeline.models.ids import TINY_DEMUCS_ID
+from musicgen_pipeline.models.tiny import tiny_htdemucs
 
 DEMUCS_HOST = ("dl.fbaipublicfiles.com", 443)
 WINDOW_MODES = ("exact", "centered")

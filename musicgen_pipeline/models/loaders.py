@@ -22,8 +22,9 @@ import torch
 
 from musicgen_pipeline.errors import ModelUnavailableError
 from musicgen_pipeline.models.device import resolve_device, resolve_dtype
+from musicgen_pipeline.models.ids import TINY_IDS
 from musicgen_pipeline.models.musicgen import MusicGen
-from musicgen_pipeline.models.tiny import TINY_IDS, tiny_musicgen
+from musicgen_pipeline.models.tiny import tiny_musicgen
 
 _MODELS: dict[tuple[str, str, str, bool | None], MusicGen] = {}
 _MODELS_LOCK = threading.Lock()

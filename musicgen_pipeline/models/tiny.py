@@ -28,8 +28,7 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-TINY_IDS = ("tiny-random", "tiny-random-stereo", "tiny-random-melody")
-TINY_DEMUCS_ID = "tiny-random"
+from musicgen_pipeline.models.ids import TINY_IDS
 
 CODEBOOK_SIZE = 2048  # special tokens (pad = bos = decoder start) use id CODEBOOK_SIZE, as released models do
 SAMPLE_RATE = 32_000
