@@ -8,7 +8,9 @@ partition keys of the runs still queued or in progress; the entry points call `c
   and ``melody_audio_url`` downloads, abandoned ``.upload-*`` / ``.download-*`` temporaries) older
   than `policy.upload_max_age_seconds` (RETENTION_UPLOAD_HOURS, default 24 h);
 - opt-in, partitions ``$MUSICGEN_DATA/outputs/<key>/`` whose newest file is older than
-  `policy.output_max_age_seconds` (RETENTION_OUTPUT_DAYS; 0, the default, keeps outputs forever).
+  `policy.output_max_age_seconds` (RETENTION_OUTPUT_DAYS; 0, the default, keeps outputs forever),
+  together with that partition's pickled asset outputs (``<asset_storage_dir>/<asset>/<key>``, the IO
+  manager's), so a later run never loads a value that points at removed files.
 
 It never touches a running job's files: every input referenced by an active partition (the
 separation input, a request's melody) and every active partition's folder is kept whatever its age.
@@ -120,9 +122,15 @@ def _remove(path: Path, report: CleanupReport) -> None:
 
 
 def cleanup(
-    data_dir: Path, policy: RetentionPolicy, active_keys: Iterable[str], *, now: float | None = None
+    data_dir: Path,
+    policy: RetentionPolicy,
+    active_keys: Iterable[str],
+    *,
+    asset_storage_dir: Path | None = None,
+    now: float | None = None,
 ) -> CleanupReport:
-    """Remove expired uploads (and, opt-in, expired outputs), keeping everything active jobs use."""
+    """Remove expired uploads (and, opt-in, expired outputs and their asset pickles under
+    `asset_storage_dir`), keeping everything active jobs use."""
     now = time.time() if now is None else now
     store = PartitionStore.for_data_dir(data_dir)
     active = set(active_keys)
@@ -158,4 +166,8 @@ def cleanup(
                 report.kept_in_use.append(folder)
                 continue
             _remove(folder, report)
+            if asset_storage_dir is not None and asset_storage_dir.is_dir():
+                for pickled in sorted(asset_storage_dir.glob(f"*/{folder.name}")):
+                    if not pickled.is_symlink():
+                        _remove(pickled, report)
     return report

@@ -38,7 +38,7 @@ def remove_expired_files(context: OpExecutionContext, settings: SettingsResource
         else None,
     )
     active = active_partition_keys(context.instance) - {context.run.tags.get("dagster/partition", "")}
-    report = cleanup(config.data_dir, policy, active)
+    report = cleanup(config.data_dir, policy, active, asset_storage_dir=config.asset_storage_dir)
     context.log.info(report.summary())
     context.add_output_metadata(
         {

@@ -68,8 +68,16 @@ def test_cleanup_removes_expired_files_and_keeps_what_active_jobs_use(data_dir: 
     assert {p.name for p in kept_outputs.kept_in_use} == {in_separation.name, melody.name}
     assert store.files(done).root.exists()  # outputs are kept unless RETENTION_OUTPUT_DAYS is set
 
-    report = cleanup(data_dir, RetentionPolicy(DAY, output_max_age_seconds=30 * DAY), active)
-    assert [p.name for p in report.removed] == [done]
+    pickles = data_dir / "dagster_storage"
+    done_pickle, kept_pickle = _file(pickles / "soundtrack" / done), _file(pickles / "soundtrack" / key)
+    report = cleanup(
+        data_dir,
+        RetentionPolicy(DAY, output_max_age_seconds=30 * DAY),
+        active,
+        asset_storage_dir=pickles,
+    )
+    assert [p.name for p in report.removed] == [done, done]  # the outputs folder, then its pickle
+    assert not done_pickle.exists() and kept_pickle.exists()
     assert store.files(key).root.exists() and store.files("sep-running").root.exists()
     assert report.freed_bytes > 0
 
