@@ -7,18 +7,24 @@ changes a segment's length by its rate; the metadata shows each rate and the res
 """
 
 import time
-from typing import Any
 
 import dagster as dg
 from dagster import AssetExecutionContext
 
+from musicgen_pipeline.artifacts import (
+    AlignedSegment,
+    AlignedTrack,
+    SceneSegment,
+    SegmentBeats,
+    stored_grid,
+)
 from musicgen_pipeline.audio.filters import remove_dc
-from musicgen_pipeline.audio.rhythm import BeatGrid, align_segment, choose_target_bpm
+from musicgen_pipeline.audio.rhythm import align_segment, choose_target_bpm
 from musicgen_pipeline.defs.metadata import listen_link, ms, sig3, table
 from musicgen_pipeline.defs.partitions import soundtrack_partitions
 from musicgen_pipeline.media import read_exact, write_exact
 from musicgen_pipeline.naming import SOUNDTRACK_GROUP
-from musicgen_pipeline.request import parse_request
+from musicgen_pipeline.request import SoundtrackRequest
 from musicgen_pipeline.resources import SettingsResource
 
 
@@ -30,21 +36,21 @@ from musicgen_pipeline.resources import SettingsResource
 )
 def aligned_segments(
     context: AssetExecutionContext,
-    soundtrack_request: dict[str, Any],
-    scene_segments: list[dict[str, Any]],
-    beat_grids: list[dict[str, Any]],
+    soundtrack_request: SoundtrackRequest,
+    scene_segments: list[SceneSegment],
+    beat_grids: list[SegmentBeats],
     settings: SettingsResource,
-) -> dict[str, Any]:
-    request = parse_request(soundtrack_request)
+) -> AlignedTrack:
+    request = soundtrack_request
     files = settings.store.files(context.partition_key)
     config = settings.resolved
     start = time.perf_counter()
-    grids = [BeatGrid.from_dict(g) for g in beat_grids]
+    grids = [g.grid for g in beat_grids]
     target = choose_target_bpm(grids) if request.tempo_match else 0.0
     out = []
     rows = []
     for segment, grid in zip(scene_segments, grids, strict=True):
-        raw = read_exact(segment["path"])
+        raw = read_exact(segment.path)
         audio = remove_dc(raw)
         aligned, aligned_grid = (
             align_segment(audio, grid, target, max_stretch=config.max_tempo_stretch)
@@ -52,21 +58,21 @@ def aligned_segments(
             else (audio, grid)
         )
         rate = audio.duration / aligned.duration if aligned.duration else 1.0
-        path = write_exact(files.aligned_path(segment["index"]), aligned)
+        path = write_exact(files.aligned_path(segment.index), aligned)
         out.append(
-            {
-                "index": segment["index"],
-                "path": str(path),
-                "grid": aligned_grid.to_dict(),
-                "source_bpm": grid.bpm,
-                "rate": rate,
-                "duration": aligned.duration,
-                "dc_offset_removed": float(abs(raw.samples.mean(axis=1)).max()),
-            }
+            AlignedSegment(
+                index=segment.index,
+                path=str(path),
+                grid=stored_grid(aligned_grid),
+                source_bpm=grid.bpm,
+                rate=rate,
+                duration=aligned.duration,
+                dc_offset_removed=float(abs(raw.samples.mean(axis=1)).max()),
+            )
         )
         rows.append(
             {
-                "scene": segment["index"] + 1,
+                "scene": segment.index + 1,
                 "source_bpm": sig3(grid.bpm),
                 "aligned_bpm": sig3(aligned_grid.bpm),
                 "stretch_rate": round(rate, 4),
@@ -93,4 +99,4 @@ def aligned_segments(
             ),
         }
     )
-    return {"target_bpm": target, "segments": out}
+    return AlignedTrack(target_bpm=target, segments=tuple(out))

@@ -2,12 +2,12 @@
 
 import json
 import time
-from typing import Any
 
 import dagster as dg
 import numpy as np
 from dagster import AssetExecutionContext
 
+from musicgen_pipeline.artifacts import SceneSegment, SegmentBeats, stored_grid
 from musicgen_pipeline.audio.rhythm import analyze_beats
 from musicgen_pipeline.defs.metadata import ms, sig3, table
 from musicgen_pipeline.defs.partitions import soundtrack_partitions
@@ -23,16 +23,18 @@ from musicgen_pipeline.resources import SettingsResource
     description="BPM and beat times of each generated segment (octave-corrected librosa beat tracking).",
 )
 def beat_grids(
-    context: AssetExecutionContext, scene_segments: list[dict[str, Any]], settings: SettingsResource
-) -> list[dict[str, Any]]:
+    context: AssetExecutionContext, scene_segments: list[SceneSegment], settings: SettingsResource
+) -> list[SegmentBeats]:
     files = settings.store.files(context.partition_key)
     start = time.perf_counter()
-    grids = []
-    for segment in scene_segments:
-        grid = analyze_beats(read_exact(segment["path"]))
-        grids.append({"index": segment["index"], **grid.to_dict()})
+    grids = [
+        SegmentBeats(segment.index, stored_grid(analyze_beats(read_exact(segment.path))))
+        for segment in scene_segments
+    ]
     path = files.grids_path()
-    path.write_text(json.dumps(grids, indent=2), encoding="utf-8")
+    path.write_text(
+        json.dumps([{"index": g.index, **g.grid.to_dict()} for g in grids], indent=2), encoding="utf-8"
+    )
     context.add_output_metadata(
         {
             "beat_grids": table(
@@ -52,11 +54,11 @@ def beat_grids(
     return grids
 
 
-def _grid_row(grid: dict[str, Any]) -> dict[str, float | int]:
-    times = np.asarray(grid["beat_times"], dtype=float)
+def _grid_row(beats: SegmentBeats) -> dict[str, float | int]:
+    times = np.asarray(beats.grid.beat_times, dtype=float)
     return {
-        "scene": grid["index"] + 1,
-        "bpm": sig3(grid["bpm"]),
+        "scene": beats.index + 1,
+        "bpm": sig3(beats.grid.bpm),
         "beats": int(times.size),
         "first_beat_seconds": ms(times[0]) if times.size else 0.0,
         "beat_interval_seconds": ms(float(np.median(np.diff(times)))) if times.size > 1 else 0.0,

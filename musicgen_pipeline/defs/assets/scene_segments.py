@@ -34,6 +34,7 @@ import dagster as dg
 import numpy as np
 from dagster import AssetExecutionContext
 
+from musicgen_pipeline.artifacts import SceneSegment
 from musicgen_pipeline.audio.io import Audio
 from musicgen_pipeline.defs.metadata import SPEED_KEY, listen_link, ms, sig3, speed, table
 from musicgen_pipeline.defs.partitions import soundtrack_partitions
@@ -42,7 +43,7 @@ from musicgen_pipeline.media import read_exact, save_picture, write_exact
 from musicgen_pipeline.naming import SOUNDTRACK_GROUP
 from musicgen_pipeline.partition_store import PartitionFiles
 from musicgen_pipeline.quality import judge_seam, quality_thresholds, transition_options
-from musicgen_pipeline.request import MAX_SEED, SoundtrackRequest, parse_request
+from musicgen_pipeline.request import MAX_SEED, SoundtrackRequest
 from musicgen_pipeline.resources import MusicGenResource, SettingsResource
 from musicgen_pipeline.settings import Settings
 
@@ -341,17 +342,16 @@ class SegmentGenerator:
 )
 def scene_segments(
     context: AssetExecutionContext,
-    soundtrack_request: dict[str, Any],
+    soundtrack_request: SoundtrackRequest,
     musicgen: MusicGenResource,
     settings: SettingsResource,
-) -> list[dict[str, Any]]:
-    request = parse_request(soundtrack_request)
+) -> list[SceneSegment]:
+    request = soundtrack_request
     start = time.perf_counter()
     files = settings.store.files(context.partition_key)
     generator = SegmentGenerator(context, request, musicgen, settings.resolved, files)
     accepted = generator.run()
-    files = generator.files
-    segments: list[dict[str, Any]] = []
+    segments: list[SceneSegment] = []
     pictures: dict[str, Any] = {}
     rows = []
     for entry in accepted:
@@ -367,25 +367,25 @@ def scene_segments(
             pictures[f"scene_{i}_picture"] = dg.MetadataValue.md(md)
         rtf = record.seconds / record.batch / max(audio.duration, 1e-9)
         segments.append(
-            {
-                "index": i,
-                "path": str(path),
-                "prompt": record.prompt,
-                "seed": record.seed,
-                "attempt": record.attempt,
-                "regenerations": entry["regenerations"],
-                "exhausted": entry["exhausted"],
-                "scores": record.scores,
-                "passed": record.passed,
-                "attempts": entry["attempts"],
-                "duration": audio.duration,
-                "scene_seconds": generator.request.scenes[i].duration,
-                "sample_rate": audio.sample_rate,
-                "seconds": record.seconds,
-                "real_time_factor": rtf,
-                "model_id": record.model_id,
-                "picture": str(picture),
-            }
+            SceneSegment(
+                index=i,
+                path=str(path),
+                prompt=record.prompt,
+                seed=record.seed,
+                attempt=record.attempt,
+                regenerations=entry["regenerations"],
+                exhausted=entry["exhausted"],
+                scores=record.scores,
+                passed=record.passed,
+                attempts=tuple(entry["attempts"]),
+                duration=audio.duration,
+                scene_seconds=request.scenes[i].duration,
+                sample_rate=audio.sample_rate,
+                seconds=record.seconds,
+                real_time_factor=rtf,
+                model_id=record.model_id,
+                picture=str(picture),
+            )
         )
         verdict = "-" if record.passed is None else ("pass" if record.passed else "FAIL (best kept)")
         rows.append(
@@ -400,10 +400,10 @@ def scene_segments(
             }
         )
     elapsed = time.perf_counter() - start
-    total_audio = sum(s["duration"] for s in segments)
+    total_audio = sum(s.duration for s in segments)
     context.add_output_metadata(
         {
-            "model": segments[0]["model_id"] if segments else (request.model or ""),
+            "model": segments[0].model_id if segments else (request.model or ""),
             "scene_conditioning": request.scene_conditioning,
             "scenes": len(segments),
             "listen": listen_link(settings.resolved.listen_url, context.partition_key, "segments"),
@@ -411,7 +411,7 @@ def scene_segments(
             "step_seconds": ms(elapsed),
             "model_load_seconds": ms(generator.load_seconds),
             **speed(total_audio, elapsed),
-            "regenerations": sum(s["regenerations"] for s in segments),
+            "regenerations": sum(s.regenerations for s in segments),
             "retry_number": context.retry_number,
             "segments": table(
                 [
@@ -429,7 +429,7 @@ def scene_segments(
                 ],
                 rows,
             ),
-            **{f"scene_{s['index'] + 1}_file": dg.MetadataValue.path(s["path"]) for s in segments},
+            **{f"scene_{s.index + 1}_file": dg.MetadataValue.path(s.path) for s in segments},
             **pictures,
         }
     )

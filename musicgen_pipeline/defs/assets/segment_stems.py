@@ -14,13 +14,12 @@ nothing is separated and the plan has no bass swap.
 """
 
 import time
-from typing import Any
 
 import dagster as dg
 from dagster import AssetExecutionContext
 
+from musicgen_pipeline.artifacts import AlignedTrack, Seam
 from musicgen_pipeline.audio.io import Audio
-from musicgen_pipeline.audio.rhythm import BeatGrid
 from musicgen_pipeline.audio.seam_plan import stem_windows
 from musicgen_pipeline.audio.stems import Stems, StemSplitter, split_window
 from musicgen_pipeline.audio.timeline import plan_seams, scene_boundaries
@@ -30,7 +29,7 @@ from musicgen_pipeline.gpu_runs import GPU_POOL
 from musicgen_pipeline.media import read_exact, write_exact
 from musicgen_pipeline.naming import SOUNDTRACK_GROUP
 from musicgen_pipeline.quality import transition_options
-from musicgen_pipeline.request import parse_request
+from musicgen_pipeline.request import SoundtrackRequest
 from musicgen_pipeline.resources import SettingsResource, StemSplitterResource
 
 
@@ -52,24 +51,24 @@ def separate_window(splitter: StemSplitter, audio: Audio, start: int, stop: int,
 )
 def segment_stems(
     context: AssetExecutionContext,
-    soundtrack_request: dict[str, Any],
-    aligned_segments: dict[str, Any],
+    soundtrack_request: SoundtrackRequest,
+    aligned_segments: AlignedTrack,
     stem_splitter: StemSplitterResource,
     settings: SettingsResource,
-) -> list[dict[str, Any]]:
-    request = parse_request(soundtrack_request)
+) -> list[Seam]:
+    request = soundtrack_request
     options = transition_options(request, settings.resolved)
     files = settings.store.files(context.partition_key)
     start = time.perf_counter()
-    segments = aligned_segments["segments"]
-    audios = [read_exact(s["path"]) for s in segments]
-    grids = [BeatGrid.from_dict(s["grid"]) for s in segments]
+    segments = aligned_segments.segments
+    audios = [read_exact(s.path) for s in segments]
+    grids = [s.grid for s in segments]
     splitter = None
     load_seconds = 0.0
     if options.stem_aware and len(audios) > 1:
         splitter, load_seconds = stem_splitter.get(settings.resolved)
     context_frames = round(options.stem_context_seconds * audios[0].sample_rate) if audios else 0
-    out: list[dict[str, Any]] = []
+    out: list[Seam] = []
     separated_seconds = 0.0
     rows: list[dict[str, object]] = []
     stem_rows: list[dict[str, object]] = []
@@ -87,14 +86,7 @@ def segment_stems(
                 f"{boundaries[t]:g} s (segment {t} is {prev.duration:.2f} s after tempo matching: too short "
                 f"for its target); the duration check reports the result"
             )
-        entry: dict[str, Any] = {
-            "index": t,
-            "plan": plan.to_dict(),
-            "prev": {},
-            "next": {},
-            "target_time": boundaries[t],
-            "offset_frames": offsets[t],
-        }
+        stem_files: dict[str, dict[str, str]] = {"prev": {}, "next": {}}
         if splitter is not None:
             folder = files.stems_dir(t)
             for side, audio, (a, b) in (
@@ -105,7 +97,15 @@ def segment_stems(
                 separated_seconds += (b - a) / audio.sample_rate
                 for name, samples in stems.items():
                     path = write_exact(folder / f"{side}_{name}.wav", type(audio)(samples, audio.sample_rate))
-                    entry[side][name] = str(path)
+                    stem_files[side][name] = str(path)
+        entry = Seam(
+            index=t,
+            plan=plan,
+            target_time=boundaries[t],
+            offset_frames=offsets[t],
+            prev=stem_files["prev"],
+            next=stem_files["next"],
+        )
         rows.append(
             {
                 "seam": t + 1,
@@ -116,13 +116,13 @@ def segment_stems(
                 "bass_swap_seconds": -1.0
                 if plan.bass_swap is None
                 else ms(plan.bass_swap / plan.sample_rate),
-                "stems": len(entry["prev"]),
+                "stems": len(entry.prev),
             }
         )
         stem_rows += [
             {"seam": t + 1, "side": side, "stem": name, "file": path}
-            for side in ("prev", "next")
-            for name, path in entry[side].items()
+            for side, paths in (("prev", entry.prev), ("next", entry.next))
+            for name, path in paths.items()
         ]
         out.append(entry)
     elapsed = time.perf_counter() - start

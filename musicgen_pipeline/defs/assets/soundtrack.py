@@ -11,16 +11,15 @@ whole track is loudness-normalised
 """
 
 import time
-from typing import Any
 
 import dagster as dg
 import numpy as np
 from dagster import AssetExecutionContext
 
+from musicgen_pipeline.artifacts import AlignedTrack, Seam, Soundtrack
 from musicgen_pipeline.audio.atomic_write import write_audio_atomic
 from musicgen_pipeline.audio.loudness import normalize_loudness
 from musicgen_pipeline.audio.metrics import score_transition
-from musicgen_pipeline.audio.seam_plan import TransitionPlan
 from musicgen_pipeline.audio.seam_render import render_transition
 from musicgen_pipeline.audio.timeline import assemble, fit_to_length
 from musicgen_pipeline.defs.metadata import listen_link, ms, sig3
@@ -28,7 +27,7 @@ from musicgen_pipeline.defs.partitions import soundtrack_partitions
 from musicgen_pipeline.media import read_exact, save_picture
 from musicgen_pipeline.naming import SOUNDTRACK_GROUP
 from musicgen_pipeline.quality import quality_thresholds
-from musicgen_pipeline.request import parse_request
+from musicgen_pipeline.request import SoundtrackRequest
 from musicgen_pipeline.resources import SettingsResource
 
 
@@ -44,20 +43,20 @@ def _stems(paths: dict[str, str]) -> dict[str, np.ndarray] | None:
 )
 def soundtrack(
     context: AssetExecutionContext,
-    soundtrack_request: dict[str, Any],
-    aligned_segments: dict[str, Any],
-    segment_stems: list[dict[str, Any]],
+    soundtrack_request: SoundtrackRequest,
+    aligned_segments: AlignedTrack,
+    segment_stems: list[Seam],
     settings: SettingsResource,
-) -> dict[str, Any]:
-    request = parse_request(soundtrack_request)
+) -> Soundtrack:
+    request = soundtrack_request
     config = settings.resolved
     files = settings.store.files(context.partition_key)
     start = time.perf_counter()
-    audios = [read_exact(s["path"]) for s in aligned_segments["segments"]]
-    plans = [TransitionPlan.from_dict(entry["plan"]) for entry in segment_stems]
+    audios = [read_exact(s.path) for s in aligned_segments.segments]
+    plans = [seam.plan for seam in segment_stems]
     overlaps = [
-        render_transition(plan, audios[t], audios[t + 1], _stems(entry["prev"]), _stems(entry["next"]))
-        for t, (plan, entry) in enumerate(zip(plans, segment_stems, strict=True))
+        render_transition(seam.plan, audios[t], audios[t + 1], _stems(seam.prev), _stems(seam.next))
+        for t, seam in enumerate(segment_stems)
     ]
     track, seams = assemble(audios, plans, overlaps) if plans else (audios[0], [])
     joined_seconds = track.duration
@@ -72,14 +71,14 @@ def soundtrack(
     thresholds = quality_thresholds(config)
     sr = track.sample_rate
     transitions = []
-    for t, ((s0, s1), plan, entry) in enumerate(zip(seams, plans, segment_stems, strict=True)):
+    for t, ((s0, s1), plan, seam) in enumerate(zip(seams, plans, segment_stems, strict=True)):
         scores = score_transition(track, s0, s1, thresholds)
-        stem_aware = plan.stem_aware and bool(entry["prev"])
+        stem_aware = plan.stem_aware and seam.separated
         transitions.append(
             {
                 "index": t,
                 "boundary_time": round((s0 + s1) / 2 / sr, 4),
-                "target_time": entry.get("target_time"),
+                "target_time": seam.target_time,
                 "overlap_start_time": round(s0 / sr, 4),
                 "overlap_seconds": round((s1 - s0) / sr, 4),
                 "bpm_before": round(plan.prev_bpm, 3),
@@ -101,21 +100,21 @@ def soundtrack(
     )
     elapsed = time.perf_counter() - start
     passed = sum(1 for t in transitions if t["passed"])
-    result = {
-        "path": str(path),
-        "format": request.output_format,
-        "duration": normalised.duration,
-        "requested_seconds": request.total_duration,
-        "expected_seconds": request.expected_duration,
-        "joined_seconds": joined_seconds,
-        "sample_rate": sr,
-        "channels": normalised.channels,
-        "target_bpm": aligned_segments["target_bpm"],
-        "loudness": loudness.to_dict(),
-        "transitions": transitions,
-        "mix_seconds": elapsed,
-        "picture": str(picture),
-    }
+    result = Soundtrack(
+        path=str(path),
+        format=request.output_format,
+        duration=normalised.duration,
+        requested_seconds=request.total_duration,
+        expected_seconds=request.expected_duration,
+        joined_seconds=joined_seconds,
+        sample_rate=sr,
+        channels=normalised.channels,
+        target_bpm=aligned_segments.target_bpm,
+        loudness=loudness.to_dict(),
+        transitions=tuple(transitions),
+        mix_seconds=elapsed,
+        picture=str(picture),
+    )
     context.add_output_metadata(
         {
             "listen": listen_link(config.listen_url, context.partition_key),
@@ -124,7 +123,7 @@ def soundtrack(
             "requested_seconds": ms(request.total_duration),
             "expected_seconds": ms(request.expected_duration),
             "joined_seconds_before_trim": ms(joined_seconds),
-            "target_bpm": sig3(aligned_segments["target_bpm"]),
+            "target_bpm": sig3(aligned_segments.target_bpm),
             "loudness_lufs": sig3(loudness.to_dict()["output_lufs"]),
             "true_peak_dbtp": sig3(loudness.to_dict()["output_true_peak_dbtp"]),
             "transitions_passed": f"{passed}/{len(transitions)}",

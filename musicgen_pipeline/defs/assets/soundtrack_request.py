@@ -1,7 +1,6 @@
 """`soundtrack_request`: the partition's validated request, the root of every other asset."""
 
 import json
-from typing import Any
 
 import dagster as dg
 from dagster import AssetExecutionContext
@@ -9,7 +8,7 @@ from dagster import AssetExecutionContext
 from musicgen_pipeline.defs.metadata import listen_link, ms, table
 from musicgen_pipeline.defs.partitions import soundtrack_partitions
 from musicgen_pipeline.naming import SOUNDTRACK_GROUP
-from musicgen_pipeline.request import parse_request_text
+from musicgen_pipeline.request import SoundtrackRequest, parse_request_text
 from musicgen_pipeline.resources import SettingsResource
 from musicgen_pipeline.retention import check_free_space
 
@@ -32,7 +31,7 @@ class RequestConfig(dg.Config):
 )
 def soundtrack_request(
     context: AssetExecutionContext, config: RequestConfig, settings: SettingsResource
-) -> dict[str, Any]:
+) -> SoundtrackRequest:
     key = context.partition_key
     store = settings.store
     # The first step: a run that cannot finish for lack of disk fails here, in words, before writing.
@@ -79,4 +78,4 @@ def soundtrack_request(
             ),
         }
     )
-    return request.to_dict()
+    return request

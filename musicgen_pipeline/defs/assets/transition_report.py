@@ -10,23 +10,24 @@ description says whether a failure is an ERROR or a WARN:
 - ``duration_matches_request`` (ERROR): the soundtrack lasts the requested total (sum of the scene
   durations) within one audio frame; a segment too short for its seams (extreme tempo stretch) fails it.
 None blocks: `transition_report` is the last asset of a render, so nothing downstream waits on them.
-The report is also written to ``outputs/<partition>/transition_report.json``, and the partition's
-``summary.json`` (the catalog's row; its presence marks the partition rendered) last of all.
+The report (`musicgen_pipeline.report`) is also written to ``transition_report.json``, and the
+partition's ``summary.json`` (the catalog's row; its presence marks the partition rendered) last of all.
 """
 
 import time
 import warnings
-from datetime import datetime, timezone
-from typing import Any
 
 import dagster as dg
 from dagster import AssetExecutionContext
 
+from musicgen_pipeline.artifacts import SceneSegment, Soundtrack
 from musicgen_pipeline.defs.metadata import listen_link, ms, sig3, table
 from musicgen_pipeline.defs.partitions import soundtrack_partitions
 from musicgen_pipeline.naming import SOUNDTRACK_GROUP
 from musicgen_pipeline.partition_store import write_json_atomic
-from musicgen_pipeline.request import SoundtrackRequest, parse_request
+from musicgen_pipeline.report import expected_duration, summary_row
+from musicgen_pipeline.report import transition_report as build_report
+from musicgen_pipeline.request import SoundtrackRequest
 from musicgen_pipeline.resources import SettingsResource
 
 CHECK_SEAMS = "transitions_pass_thresholds"
@@ -51,11 +52,6 @@ with warnings.catch_warnings():
     ]
 
 
-def expected_duration(request: SoundtrackRequest, sample_rate: int) -> tuple[float, float]:
-    """(expected seconds, tolerance) of the soundtrack: the requested total, within one audio frame."""
-    return request.expected_duration, 1.0 / sample_rate
-
-
 @dg.asset(
     partitions_def=soundtrack_partitions,
     group_name=SOUNDTRACK_GROUP,
@@ -66,86 +62,38 @@ def expected_duration(request: SoundtrackRequest, sample_rate: int) -> tuple[flo
 )
 def transition_report(
     context: AssetExecutionContext,
-    soundtrack_request: dict[str, Any],
-    scene_segments: list[dict[str, Any]],
-    aligned_segments: dict[str, Any],
-    soundtrack: dict[str, Any],
+    soundtrack_request: SoundtrackRequest,
+    scene_segments: list[SceneSegment],
+    soundtrack: Soundtrack,
     settings: SettingsResource,
 ):
-    request = parse_request(soundtrack_request)
-    config = settings.resolved
+    request, config = soundtrack_request, settings.resolved
     files = settings.store.files(context.partition_key)
-    transitions = soundtrack["transitions"]
-    failing = [t for t in transitions if not t["passed"]]
-    exhausted = [s for s in scene_segments if s["exhausted"]]
-    expected, tolerance = expected_duration(request, soundtrack["sample_rate"])
-    actual = soundtrack["duration"]
-    report = {
-        "partition": context.partition_key,
-        "passed": not failing,
-        "thresholds": transitions[0]["thresholds"] if transitions else None,
-        "transitions": transitions,
-        "quality_loop": {
-            "enabled": config.use_quality_loop,
-            "max_regen_attempts": config.max_regen_attempts,
-            "scenes": [
-                {
-                    "index": s["index"],
-                    "kept_attempt": s["attempt"],
-                    "seed": s["seed"],
-                    "regenerations": s["regenerations"],
-                    "exhausted": s["exhausted"],
-                    "attempts": [
-                        {
-                            "attempt": a["attempt"],
-                            "seed": a["seed"],
-                            "passed": a["passed"],
-                            "scores": a["scores"],
-                        }
-                        for a in s["attempts"]
-                    ],
-                }
-                for s in scene_segments
-            ],
-        },
-        "duration": {
-            "actual": actual,
-            "expected": expected,
-            "tolerance": tolerance,
-            "requested": request.total_duration,
-        },
-    }
-    path = write_json_atomic(files.report, report)
-
-    generation_seconds = sum(
-        {(s["seconds"], s["attempt"], s["index"]): s["seconds"] for s in scene_segments}.values()
+    report = build_report(
+        context.partition_key,
+        request,
+        scene_segments,
+        soundtrack,
+        quality_loop=config.use_quality_loop,
+        max_regen_attempts=config.max_regen_attempts,
     )
-    summary = {
-        "partition": context.partition_key,
-        "name": request.name,
-        "scenes": len(request.scenes),
-        "prompts": " | ".join(request.scene_prompts()),
-        "model": scene_segments[0]["model_id"] if scene_segments else request.model,
-        "seed": request.seed,
-        "requested_seconds": request.total_duration,
-        "duration_seconds": round(actual, 3),
-        "target_bpm": round(float(aligned_segments["target_bpm"]), 3),
-        "transitions": len(transitions),
-        "transitions_passed": len(transitions) - len(failing),
-        "regenerations": sum(s["regenerations"] for s in scene_segments),
-        "loudness_lufs": soundtrack["loudness"]["output_lufs"],
-        "generation_seconds": round(generation_seconds, 3),
-        "total_seconds": round(_run_seconds(context), 3),
-        "real_time_factor": round(_run_seconds(context) / max(actual, 1e-9), 4),
-        "soundtrack_path": soundtrack["path"],
-        "report_path": str(path),
-        "rendered_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "run_id": context.run.run_id,
-    }
-    write_json_atomic(files.summary, summary)
+    path = write_json_atomic(files.report, report)
+    summary = summary_row(
+        context.partition_key,
+        request,
+        scene_segments,
+        soundtrack,
+        report_path=str(path),
+        run_id=context.run.run_id,
+        run_seconds=_run_seconds(context),
+    )
+    write_json_atomic(files.summary, summary)  # last: marks the partition rendered
+    transitions, failing = soundtrack.transitions, soundtrack.failing
+    exhausted = [s.index for s in scene_segments if s.exhausted]
+    expected, tolerance = expected_duration(request, soundtrack.sample_rate)
+    actual = soundtrack.duration
 
     key = context.partition_key
-    exhausted_idx = [s["index"] for s in exhausted]
     judged = {"partition": key, "listen": listen_link(config.listen_url, key, "scores")}
     yield dg.Output(
         report,
@@ -202,17 +150,17 @@ def transition_report(
     )
     yield dg.AssetCheckResult(
         check_name=CHECK_LOOP,
-        passed=not exhausted_idx,
+        passed=not exhausted,
         severity=dg.AssetCheckSeverity.WARN,
         description=f"{key}: "
         + (
-            f"scene(s) {', '.join(str(i + 1) for i in exhausted_idx)} kept a failing attempt (WARN)"
-            if exhausted_idx
+            f"scene(s) {', '.join(str(i + 1) for i in exhausted)} kept a failing attempt (WARN)"
+            if exhausted
             else f"converged after {summary['regenerations']} regeneration(s)"
         ),
         metadata={
             **judged,
-            "exhausted_scenes": ", ".join(str(i + 1) for i in exhausted_idx) or "none",
+            "exhausted_scenes": ", ".join(str(i + 1) for i in exhausted) or "none",
             "regenerations": summary["regenerations"],
             "max_regen_attempts": config.max_regen_attempts,
         },
