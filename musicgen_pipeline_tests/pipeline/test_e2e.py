@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import signal
@@ -19,6 +20,8 @@ import pytest
 import soundfile as sf
 
 from musicgen_pipeline import resources
+from musicgen_pipeline.artifacts import AlignedTrack, SceneSegment, Seam, Soundtrack
+from musicgen_pipeline.audio.seam_plan import TransitionPlan
 from musicgen_pipeline.audio.timeline import scene_generation_seconds
 from musicgen_pipeline.defs.assets.transition_report import (
     CHECK_DURATION,
@@ -88,6 +91,24 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, obj
                 "home": root / "dagster_home",
             }
         resources.clear_model_cache()
+
+
+def test_assets_hand_each_other_typed_frozen_values(rendered: dict) -> None:
+    result: dg.ExecuteInProcessResult = rendered["result"]
+    request = result.output_for_node("soundtrack_request")
+    assert request == rendered["request"]
+    segments = result.output_for_node("scene_segments")
+    assert [type(s) for s in segments] == [SceneSegment] * 3 and [s.index for s in segments] == [0, 1, 2]
+    aligned = result.output_for_node("aligned_segments")
+    assert isinstance(aligned, AlignedTrack) and len(aligned.segments) == 3
+    seams = result.output_for_node("segment_stems")
+    assert [type(s) for s in seams] == [Seam] * 2
+    assert all(isinstance(s.plan, TransitionPlan) and s.separated for s in seams)
+    soundtrack = result.output_for_node("soundtrack")
+    assert isinstance(soundtrack, Soundtrack) and Path(soundtrack.path).is_file()
+    assert soundtrack.target_bpm == aligned.target_bpm and len(soundtrack.transitions) == 2
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        soundtrack.path = "elsewhere"  # type: ignore[misc]
 
 
 def test_every_asset_of_the_partition_is_materialized(rendered: dict) -> None:
