@@ -6,7 +6,10 @@ up it resolves the settings (environment, see `settings.py`) once, with any fiel
 config (the UI's launchpad shows them all) taking precedence over the environment; assets, sensors
 and the schedule receive `settings.resolved` and pass values down. Every field defaults to None,
 which means "from the environment variable named in its description"; a deployment may also set a
-field to ``dg.EnvVar("NAME")`` or a literal.
+field to ``dg.EnvVar("NAME")`` or a literal. Fields do not default to ``dg.EnvVar(...)``: in Dagster
+1.13.27 a field defaulting to ``dg.EnvVar("NAME")`` fails the run's config when NAME is unset ("You have
+attempted to fetch the environment variable ... which is not set"), yet every setting is optional with
+its default in `settings.py`; a test (pipeline/test_settings_resource.py) says when that changes.
 
 Models are cached at module level keyed by (model id, device, dtype), so every step and every
 partition executed in one process share one loaded model; `load_counts()` says how many times each
