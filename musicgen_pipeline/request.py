@@ -247,61 +247,55 @@ def _text(value: Any, path: str, max_chars: int, problems: list[Problem], *, req
     return value
 
 
-def parse_request(
-    raw: Any, *, source: str | None = None, name: str | None = None, default_model: str | None = None
-) -> SoundtrackRequest:
-    """Validate a decoded JSON object into a `SoundtrackRequest`; raise `RequestError` with every problem."""
-    problems: list[Problem] = []
-    if not isinstance(raw, dict):
-        raise RequestError([Problem("<request>", type(raw).__name__, "must be a JSON object")], source)
+def _scene(item: Any, path: str, problems: list[Problem]) -> Scene | None:
+    if not isinstance(item, dict):
+        problems.append(Problem(path, item, "must be an object with mood and duration"))
+        return None
+    mood = _text(item.get("mood"), f"{path}.mood", MAX_MOOD_CHARS, problems, required=False) or ""
+    prompt = _text(item.get("prompt"), f"{path}.prompt", MAX_PROMPT_CHARS, problems, required=False)
+    if "duration" not in item:
+        problems.append(Problem(f"{path}.duration", None, "is required"))
+        duration = MIN_SCENE_SECONDS
+    else:
+        duration = _number(
+            item,
+            "duration",
+            f"{path}.duration",
+            MIN_SCENE_SECONDS,
+            MIN_SCENE_SECONDS,
+            MAX_SCENE_SECONDS,
+            problems,
+        )
+    return Scene(mood=mood, duration=duration, prompt=prompt or None)
 
-    one_prompt = "scenes" not in raw and "prompt" in raw
-    base_prompt: str | None
-    scenes: list[Scene] = []
-    if one_prompt:
+
+def _prompt_and_scenes(raw: dict[str, Any], problems: list[Problem]) -> tuple[str | None, list[Scene]]:
+    """The base prompt and the scenes, from either shape (one prompt, or base_prompt + scenes)."""
+    if "scenes" not in raw and "prompt" in raw:
         prompt = _text(raw.get("prompt"), "prompt", MAX_PROMPT_CHARS, problems, required=True)
         mood = _text(raw.get("mood"), "mood", MAX_MOOD_CHARS, problems, required=False) or ""
         duration = _number(raw, "duration", "duration", 30.0, MIN_SCENE_SECONDS, MAX_SCENE_SECONDS, problems)
-        base_prompt = prompt
-        scenes.append(Scene(mood=mood, duration=duration))
+        return prompt, [Scene(mood=mood, duration=duration)]
+    base_prompt = _text(raw.get("base_prompt"), "base_prompt", MAX_PROMPT_CHARS, problems, required=True)
+    raw_scenes = raw.get("scenes")
+    if raw_scenes is None:
+        problems.append(Problem("scenes", None, "is required (or give a single 'prompt' and 'duration')"))
+    elif not isinstance(raw_scenes, list):
+        problems.append(Problem("scenes", raw_scenes, "must be a list of scenes"))
+    elif not raw_scenes:
+        problems.append(Problem("scenes", raw_scenes, f"must hold between 1 and {MAX_SCENES} scenes"))
+    elif len(raw_scenes) > MAX_SCENES:
+        problems.append(
+            Problem("scenes", f"<{len(raw_scenes)} scenes>", f"must hold at most {MAX_SCENES} scenes")
+        )
     else:
-        base_prompt = _text(raw.get("base_prompt"), "base_prompt", MAX_PROMPT_CHARS, problems, required=True)
-        raw_scenes = raw.get("scenes")
-        if raw_scenes is None:
-            problems.append(Problem("scenes", None, "is required (or give a single 'prompt' and 'duration')"))
-        elif not isinstance(raw_scenes, list):
-            problems.append(Problem("scenes", raw_scenes, "must be a list of scenes"))
-        elif not raw_scenes:
-            problems.append(Problem("scenes", raw_scenes, f"must hold between 1 and {MAX_SCENES} scenes"))
-        elif len(raw_scenes) > MAX_SCENES:
-            problems.append(
-                Problem("scenes", f"<{len(raw_scenes)} scenes>", f"must hold at most {MAX_SCENES} scenes")
-            )
-        else:
-            for i, item in enumerate(raw_scenes):
-                path = f"scenes[{i}]"
-                if not isinstance(item, dict):
-                    problems.append(Problem(path, item, "must be an object with mood and duration"))
-                    continue
-                mood = _text(item.get("mood"), f"{path}.mood", MAX_MOOD_CHARS, problems, required=False) or ""
-                prompt = _text(
-                    item.get("prompt"), f"{path}.prompt", MAX_PROMPT_CHARS, problems, required=False
-                )
-                if "duration" not in item:
-                    problems.append(Problem(f"{path}.duration", None, "is required"))
-                    duration = MIN_SCENE_SECONDS
-                else:
-                    duration = _number(
-                        item,
-                        "duration",
-                        f"{path}.duration",
-                        MIN_SCENE_SECONDS,
-                        MIN_SCENE_SECONDS,
-                        MAX_SCENE_SECONDS,
-                        problems,
-                    )
-                scenes.append(Scene(mood=mood, duration=duration, prompt=prompt or None))
+        scenes = [_scene(item, f"scenes[{i}]", problems) for i, item in enumerate(raw_scenes)]
+        return base_prompt, [scene for scene in scenes if scene is not None]
+    return base_prompt, []
 
+
+def _crossfade(raw: dict[str, Any], scenes: list[Scene], problems: list[Problem]) -> float:
+    """The crossfade (at most half the shortest scene) and the total duration's limit."""
     crossfade = _number(
         raw,
         "crossfade_duration",
@@ -328,72 +322,105 @@ def parse_request(
                 "scenes", f"<total {total:g} s>", f"total duration must be at most {MAX_TOTAL_SECONDS:g} s"
             )
         )
+    return crossfade
 
-    seed_raw = raw.get("seed", 0)
-    seed = 0
-    if isinstance(seed_raw, bool) or not isinstance(seed_raw, int):
-        problems.append(Problem("seed", seed_raw, "must be an integer"))
-    elif seed_raw not in limits.SEED:
-        problems.append(Problem("seed", seed_raw, f"must be between {MIN_SEED} and {MAX_SEED}"))
+
+def _seed(raw: dict[str, Any], problems: list[Problem]) -> int:
+    seed = raw.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        problems.append(Problem("seed", seed, "must be an integer"))
+    elif seed not in limits.SEED:
+        problems.append(Problem("seed", seed, f"must be between {MIN_SEED} and {MAX_SEED}"))
     else:
-        seed = seed_raw
+        return seed
+    return 0
 
+
+def _model(raw: dict[str, Any], problems: list[Problem]) -> str | None:
     model = raw.get("model")
     if model is not None and (not isinstance(model, str) or not model.strip()):
         problems.append(
             Problem("model", model, "must be a non-empty string (hub id, local folder or tiny-random)")
         )
-        model = None
+        return None
+    return model.strip() if isinstance(model, str) else None
 
-    fmt = raw.get("output_format", "wav")
-    if not isinstance(fmt, str) or fmt.lower() not in OUTPUT_FORMATS:
-        problems.append(Problem("output_format", fmt, f"must be one of {', '.join(OUTPUT_FORMATS)}"))
-        fmt = "wav"
 
-    conditioning = raw.get("scene_conditioning", "continuation")
-    if conditioning not in SCENE_CONDITIONING:
-        problems.append(
-            Problem("scene_conditioning", conditioning, f"must be one of {', '.join(SCENE_CONDITIONING)}")
-        )
-        conditioning = "continuation"
+def _choice(raw: dict[str, Any], key: str, options: tuple[str, ...], problems: list[Problem]) -> str:
+    """One of `options` (the first is the default); ``output_format`` is case-insensitive."""
+    value = raw.get(key, options[0])
+    if key == "output_format" and isinstance(value, str):
+        value = value.lower()
+    if not isinstance(value, str) or value not in options:
+        problems.append(Problem(key, raw.get(key), f"must be one of {', '.join(options)}"))
+        return options[0]
+    return value
 
+
+def _name(raw: dict[str, Any], name: str | None, problems: list[Problem]) -> str | None:
     req_name = raw.get("name", name)
     if req_name is not None and (not isinstance(req_name, str) or not slugify(req_name)):
         problems.append(Problem("name", req_name, "must be a string with at least one letter or digit"))
-        req_name = None
+        return None
+    return req_name
 
+
+def _melody(
+    raw: dict[str, Any], model: str | None, default_model: str | None, problems: list[Problem]
+) -> str | None:
+    """The melody file's resolved path: a readable audio file, and a model that can use it."""
     melody = raw.get("melody")
-    if melody is not None:
-        if not isinstance(melody, str) or not melody.strip():
-            problems.append(Problem("melody", melody, "must be the path of an audio file"))
-            melody = None
-        elif not Path(melody).expanduser().is_file():
-            problems.append(Problem("melody", melody, "file not found"))
-            melody = None
-        else:
-            melody = str(Path(melody).expanduser().resolve())
-            try:  # the one audio-input rule: decodable, 8-384 kHz, mono/stereo (header only, cheap)
-                probe_audio_file(melody, "melody file")
-            except InputError as exc:
-                problems.append(Problem("melody", melody, str(exc).removeprefix("melody file: ")))
-                melody = None
-    if melody is not None:
-        # Refused here (REST, inbox, render alike) rather than minutes later inside the run.
-        model_id = model.strip() if isinstance(model, str) and model.strip() else default_model
-        if model_id is not None and not supports_melody(model_id):
-            problems.append(
-                Problem(
-                    "melody",
-                    melody,
-                    f"needs a melody model; {model_id!r} has no melody conditioning "
-                    "(facebook/musicgen-melody, or tiny-random-melody offline)",
-                )
+    if melody is None:
+        return None
+    if not isinstance(melody, str) or not melody.strip():
+        problems.append(Problem("melody", melody, "must be the path of an audio file"))
+        return None
+    if not Path(melody).expanduser().is_file():
+        problems.append(Problem("melody", melody, "file not found"))
+        return None
+    melody = str(Path(melody).expanduser().resolve())
+    try:  # the one audio-input rule: decodable, 8-384 kHz, mono/stereo (header only, cheap)
+        probe_audio_file(melody, "melody file")
+    except InputError as exc:
+        problems.append(Problem("melody", melody, str(exc).removeprefix("melody file: ")))
+        return None
+    # Refused here (REST, inbox, render alike) rather than minutes later inside the run.
+    model_id = model or default_model
+    if model_id is not None and not supports_melody(model_id):
+        problems.append(
+            Problem(
+                "melody",
+                melody,
+                f"needs a melody model; {model_id!r} has no melody conditioning "
+                "(facebook/musicgen-melody, or tiny-random-melody offline)",
             )
+        )
+    return melody
 
+
+def parse_request(
+    raw: Any, *, source: str | None = None, name: str | None = None, default_model: str | None = None
+) -> SoundtrackRequest:
+    """Validate a decoded JSON object into a `SoundtrackRequest`; raise `RequestError` with every problem.
+
+    One small validator per field group, in the order the problems are reported. `default_model` is the
+    model a request without ``model`` will use (MUSICGEN_MODEL, passed by the entry point): a
+    ``melody`` request is checked against it; None skips that check.
+    """
+    if not isinstance(raw, dict):
+        raise RequestError([Problem("<request>", type(raw).__name__, "must be a JSON object")], source)
+    problems: list[Problem] = []
+    base_prompt, scenes = _prompt_and_scenes(raw, problems)
+    crossfade = _crossfade(raw, scenes, problems)
+    seed = _seed(raw, problems)
+    model = _model(raw, problems)
+    fmt = _choice(raw, "output_format", OUTPUT_FORMATS, problems)
+    conditioning = _choice(raw, "scene_conditioning", SCENE_CONDITIONING, problems)
+    req_name = _name(raw, name, problems)
+    melody = _melody(raw, model, default_model, problems)
     beat_aligned = _bool(raw, "beat_aligned", True, problems)
     tempo_match = _bool(raw, "tempo_match", True, problems)
     stem_aware = _bool(raw, "stem_aware", True, problems)
-
     if problems:
         raise RequestError(problems, source)
     return SoundtrackRequest(
@@ -404,8 +431,8 @@ def parse_request(
         tempo_match=tempo_match,
         stem_aware=stem_aware,
         seed=seed,
-        model=model.strip() if isinstance(model, str) else None,
-        output_format=fmt.lower(),
+        model=model,
+        output_format=fmt,
         scene_conditioning=conditioning,
         name=req_name,
         melody=melody,
