@@ -5,6 +5,9 @@ Shared by the CLI (`render`), the REST layer and the tests. (Registering a reque
 
 - `materialize(instance, store, key)`: run the whole partition in this process (``render``), then
   refresh the unpartitioned catalog; the run is recorded in the instance and shows in the UI.
+- `materialize_bulk(instance, store, keys, max_batch=)`: several partitions as one bulk
+  (``render A.json B.json``): the bulk generation job over each chunk of them (`bulk_generate`, one
+  run per contiguous range of one model, at most `max_batch`), then each partition's own render run.
 - `start_run_detached(instance, store, key)` / `start_job_detached(...)`: queue a run for a detached
   worker process (own session, so it survives the caller, e.g. a REST worker, exiting or restarting)
   and return the run id at once. Detached runs go through `run_queue`: at most the instance's
@@ -39,7 +42,13 @@ from typing import TYPE_CHECKING, Any
 
 from musicgen_pipeline import pool_wait, run_health
 from musicgen_pipeline.instance import dagster_home
-from musicgen_pipeline.naming import CATALOG_JOB, RENDER_JOB, run_tags
+from musicgen_pipeline.naming import (
+    BULK_JOB,
+    CATALOG_JOB,
+    PARTITIONS_NAME,
+    RENDER_JOB,
+    run_tags,
+)
 from musicgen_pipeline.partition_store import PartitionStore
 from musicgen_pipeline.run_queue import Dispatcher, QueuedRun, QueueFull, RunQueue, ensure_dispatcher
 
@@ -88,6 +97,51 @@ def materialize(
     if result.success:
         refresh_catalog(instance, log_level=log_level)
     return result
+
+
+def bulk_generate(
+    instance: dg.DagsterInstance,
+    store: PartitionStore,
+    keys: list[str],
+    *,
+    max_batch: int,
+    log_level: str = "INFO",
+) -> list[dg.ExecuteInProcessResult]:
+    """Run the bulk generation job in this process over `keys` (registered partitions): one run per
+    chunk of `bulk_plan.bulk_chunks` (contiguous, one model, at most `max_batch` partitions)."""
+    from musicgen_pipeline.bulk_plan import bulk_chunks, bulk_tags
+
+    order = instance.get_dynamic_partitions(PARTITIONS_NAME)
+    model_of = {key: store.load_request(key).model or "" for key in keys}
+    job = _definitions().resolve_job_def(BULK_JOB)
+    pool_wait.install()
+    results = []
+    for chunk in bulk_chunks(order, keys, model_of, max_batch):
+        with run_health.Reaper(instance):
+            results.append(
+                job.execute_in_process(
+                    run_config=_console(log_level),
+                    instance=instance,
+                    tags={**bulk_tags(chunk), **run_health.worker_tags()},
+                    raise_on_error=False,
+                )
+            )
+    return results
+
+
+def materialize_bulk(
+    instance: dg.DagsterInstance,
+    store: PartitionStore,
+    keys: list[str],
+    *,
+    max_batch: int,
+    log_level: str = "INFO",
+) -> dict[str, dg.ExecuteInProcessResult]:
+    """Render `keys` as one bulk: their scenes generated together (`bulk_generate`), then each
+    partition's own render run (`materialize`), which finds its scenes made. One result per key; a
+    request that failed in the bulk pass fails its own render only."""
+    bulk_generate(instance, store, keys, max_batch=max_batch, log_level=log_level)
+    return {key: materialize(instance, store, key, log_level=log_level) for key in keys}
 
 
 def refresh_catalog(instance: dg.DagsterInstance, *, log_level: str = "WARNING") -> dg.ExecuteInProcessResult:

@@ -12,6 +12,7 @@ from musicgen_pipeline.request import SoundtrackRequest
 RENDER_JOB = "render_soundtrack"  # every asset of one soundtrack partition
 CATALOG_JOB = "refresh_catalog"  # the unpartitioned catalog table
 SEPARATION_JOB = "separate_audio"  # stems of one uploaded/fetched file (REST /separate)
+BULK_JOB = "bulk_generation"  # scene generation of several soundtrack partitions in one batched pass
 
 # Dynamic partitions.
 PARTITIONS_NAME = "soundtrack_requests"  # key = SoundtrackRequest.partition_key()
@@ -21,11 +22,17 @@ SEPARATION_PARTITIONS_NAME = "separation_requests"  # key = sep-<job id>
 SOUNDTRACK_GROUP = "soundtrack"
 CATALOG_GROUP = "catalog"
 SEPARATION_GROUP = "separation"
+BULK_GROUP = "bulk"  # `scene_generation`: not in the render job (a single render generates in its own step)
 
 # Run tags.
 RUN_KEY_TAG = "musicgen/request_hash"
 SCENES_TAG = "musicgen/scenes"
 SOURCE_TAG = "musicgen/source"  # where a request came from (inbox file, catalogue row)
+BULK_RUN_TAG = "musicgen/bulk_run"  # on a render run that follows a bulk run: that run's id
+BULK_KEYS_TAG = "musicgen/bulk_keys"  # a bulk run's partitions, comma-separated (what follows it renders)
+# Dagster's own tags of a run over a range of partitions (what a single_run/multi_run backfill launches).
+PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def run_tags(request: SoundtrackRequest) -> dict[str, str]:

@@ -26,6 +26,7 @@ ROOT = "musicgen_pipeline"
 
 # Modules that must not import dagster (beyond audio/ and models/).
 PLAIN_MODULES = {
+    "musicgen_pipeline.bulk_plan",
     "musicgen_pipeline.catalogue",
     "musicgen_pipeline.errors",
     "musicgen_pipeline.inbox",

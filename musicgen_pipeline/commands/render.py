@@ -1,4 +1,10 @@
-"""`musicgen-pipeline render REQUEST.json`: register the request as a partition and materialize it.
+"""`musicgen-pipeline render REQUEST.json [MORE.json ...]`: register the requests as partitions and render them.
+
+One file: its partition is materialized (every asset of the render job). Several files: one bulk run
+(`launch.materialize_bulk`): their scenes are generated together in batched MusicGen calls (the
+``bulk_generation`` job, one run per chunk of at most MUSICGEN_MAX_BATCH requests of one model), then
+each request's own render run makes its assets; each request's report is printed, and a request that
+fails fails alone (the exit status is 1 when any failed).
 
 The run executes in this process against the configured Dagster instance (DAGSTER_HOME; when unset,
 ``$MUSICGEN_DATA/dagster_home``), so it shows in the UI afterwards. ``--detach`` starts it in a
@@ -24,9 +30,15 @@ def register(subparsers: Any) -> None:
         "render",
         help="render a soundtrack request (JSON) through the Dagster pipeline",
         description="Register REQUEST.json as a partition of soundtrack_requests and materialize every asset "
-        "of it against the configured Dagster instance; prints the soundtrack path and the transition report.",
+        "of it against the configured Dagster instance; prints the soundtrack path and the transition report. "
+        "Several files render as one bulk run (scenes generated together, batched across the requests).",
     )
-    parser.add_argument("request", type=Path, help="request JSON file (DESIGN.md section 2)")
+    parser.add_argument(
+        "request",
+        type=Path,
+        nargs="+",
+        help="request JSON file(s) (DESIGN.md section 2); several render as one bulk run",
+    )
     parser.add_argument(
         "--model", help="MusicGen model for this request (overrides the request's and MUSICGEN_MODEL)"
     )
@@ -99,19 +111,78 @@ def _follow(watcher: Any, run_id: str) -> Any:
     return progress
 
 
-def run(args: argparse.Namespace) -> int:
-    from musicgen_pipeline.instance import get_instance, register_request
-    from musicgen_pipeline.launch import QueuePolicy, RunWatcher, materialize, root_cause, start_run_detached
-    from musicgen_pipeline.retention import check_free_space
+def _failure(result: Any) -> str:
+    """One line: why an in-process run failed."""
+    from musicgen_pipeline.launch import root_cause
 
-    settings = get_settings()
-    store = PartitionStore(settings.outputs_dir)
-    request = load_request(args.request, default_model=args.model or settings.musicgen_model)
-    check_free_space(settings.data_dir, settings.min_free_bytes, f"render of {args.request}")
-    if args.model:
+    failure = next((e for e in result.all_events if e.is_step_failure), None)
+    error = failure.step_failure_data.error if failure else None
+    where = f" in step {failure.step_key}" if failure else ""
+    return f"run {result.run_id} failed{where}: {root_cause(error) if error else ''}"
+
+
+def _load(path: Path, model: str | None, settings: Settings) -> Any:
+    request = load_request(path, default_model=model or settings.musicgen_model)
+    if model:
         from dataclasses import replace
 
-        request = replace(request, model=args.model)
+        request = replace(request, model=model)
+    return request
+
+
+def run_bulk(args: argparse.Namespace, settings: Settings) -> int:
+    """Several request files as one bulk run; each request's report (or error) in turn."""
+    from musicgen_pipeline.bulk_plan import order_by_model
+    from musicgen_pipeline.instance import get_instance, register_request
+    from musicgen_pipeline.launch import materialize_bulk
+
+    if args.detach:
+        raise InputError("render --detach takes one request file (several files render as one bulk run here)")
+    store = PartitionStore(settings.outputs_dir)
+    requests = {str(path): _load(path, args.model, settings) for path in args.request}
+    check_free_space_for(settings, f"bulk render of {len(requests)} requests")
+    by_key = {r.partition_key(): r for r in requests.values()}
+    models = {key: r.model or settings.musicgen_model for key, r in by_key.items()}
+    instance = get_instance(settings.data_dir)
+    keys = [register_request(instance, store, by_key[k]) for k in order_by_model(by_key, models)]
+    print(
+        f"{len(keys)} partition(s) registered for one bulk run; instance {instance.root_directory}",
+        file=sys.stderr,
+    )
+    for request in {models[k]: by_key[k] for k in keys}.values():  # each model once
+        preload_models(request, settings)
+    results = materialize_bulk(instance, store, keys, max_batch=settings.musicgen_max_batch)
+    failed = 0
+    for path, request in requests.items():
+        key = request.partition_key()
+        print(f"== {path} (partition {key})")
+        result = results[key]
+        if not result.success:
+            failed += 1
+            print(f"error: {path}: {_failure(result)}", file=sys.stderr)
+            continue
+        _print_report(store, key, args.json)
+    print(f"bulk: {len(keys) - failed} of {len(keys)} rendered", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def check_free_space_for(settings: Settings, what: str) -> None:
+    from musicgen_pipeline.retention import check_free_space
+
+    check_free_space(settings.data_dir, settings.min_free_bytes, what)
+
+
+def run(args: argparse.Namespace) -> int:
+    from musicgen_pipeline.instance import get_instance, register_request
+    from musicgen_pipeline.launch import QueuePolicy, RunWatcher, materialize, start_run_detached
+
+    settings = get_settings()
+    if len(args.request) > 1:
+        return run_bulk(args, settings)
+    args.request = args.request[0]
+    store = PartitionStore(settings.outputs_dir)
+    request = _load(args.request, args.model, settings)
+    check_free_space_for(settings, f"render of {args.request}")
     instance = get_instance(settings.data_dir)
     key = register_request(instance, store, request)
     print(f"partition {key} registered; instance {instance.root_directory}", file=sys.stderr)
@@ -130,13 +201,7 @@ def run(args: argparse.Namespace) -> int:
     preload_models(request, settings)
     result = materialize(instance, store, key)
     if not result.success:
-        failure = next((e for e in result.all_events if e.is_step_failure), None)
-        error = failure.step_failure_data.error if failure else None
-        where = f" in step {failure.step_key}" if failure else ""
-        print(
-            f"error: run {result.run_id} failed{where}: {root_cause(error) if error else ''}",
-            file=sys.stderr,
-        )
+        print(f"error: {_failure(result)}", file=sys.stderr)
         return 1
     print(f"run {result.run_id} succeeded", file=sys.stderr)
     _print_report(store, key, args.json)

@@ -3,6 +3,8 @@
 - ``render_soundtrack``: every asset of one soundtrack partition (the `soundtrack` group).
 - ``refresh_catalog``: the unpartitioned catalog table.
 - ``separate_audio``: stems of one uploaded/fetched file (REST ``/separate``).
+- ``bulk_generation``: the scenes of a range of soundtrack partitions, generated in one batched pass
+  (`scene_generation`, the `bulk` group); each partition's own ``render_soundtrack`` run follows.
 
 The jobs that run GPU steps carry `GPU_RUN_TAGS` (musicgen_pipeline/gpu_runs.py) as *run* tags: the
 tag the instance's run tag limit counts (`musicgen/gpu`) and the `dagster-k8s/config` that gives the run
@@ -16,6 +18,8 @@ import dagster as dg
 
 from musicgen_pipeline.gpu_runs import GPU_RUN_TAGS
 from musicgen_pipeline.naming import (
+    BULK_GROUP,
+    BULK_JOB,
     CATALOG_GROUP,
     CATALOG_JOB,
     RENDER_JOB,
@@ -35,5 +39,13 @@ separate_audio = dg.define_asset_job(
     SEPARATION_JOB,
     selection=dg.AssetSelection.groups(SEPARATION_GROUP),
     description="Split one uploaded/fetched audio file into stems (one partition per REST /separate job).",
+    tags=GPU_RUN_TAGS,
+)
+bulk_generation = dg.define_asset_job(
+    BULK_JOB,
+    selection=dg.AssetSelection.groups(BULK_GROUP),
+    description="Bulk rendering: generate the scenes of a range of soundtrack partitions in one batched pass "
+    "(run tags dagster/asset_partition_range_start/end); each partition's render_soundtrack run follows "
+    "(sensor render_after_bulk) and finds its scenes made.",
     tags=GPU_RUN_TAGS,
 )

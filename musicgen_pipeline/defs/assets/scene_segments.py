@@ -17,6 +17,10 @@ Quality loop (USE_QUALITY_LOOP, MAX_REGEN_ATTEMPTS = M):
 - After the last attempt the best attempt (fewest failed metrics, then least badness) is accepted,
   the run goes on, and the transition report's check warns.
 
+Bulk rendering: `scene_generation` (group ``bulk``, upstream of this asset, not in the render job)
+settles several partitions' generation state in one batched pass, writing exactly these files; this
+step then finds every scene accepted and only copies, pictures and reports them.
+
 Conditioning (`scene_conditioning`): `continuation` generates scenes in order, each first window
 conditioned on the last codes of the accepted previous scene (token level); `independent` generates
 the first attempt of every scene in one batched call per distinct duration, then runs the same loop.
@@ -337,8 +341,12 @@ class SegmentGenerator:
     group_name=SOUNDTRACK_GROUP,
     pool=GPU_POOL,
     kinds={"pytorch"},
+    # bulk rendering: when a bulk run (or a backfill) made this partition's scenes in `scene_generation`,
+    # this step finds them settled on disk and generates nothing; a single render never runs that asset
+    deps=[dg.AssetKey("scene_generation")],
     description="MusicGen audio of every scene (token-level continuation or one batched pass), with the "
-    "quality loop: a scene whose seam fails the thresholds is regenerated with the next seed via a Dagster retry.",
+    "quality loop: a scene whose seam fails the thresholds is regenerated with the next seed via a Dagster retry. "
+    "Scenes a bulk run already made (scene_generation) are taken as they are.",
 )
 def scene_segments(
     context: AssetExecutionContext,
