@@ -12,21 +12,58 @@ from __future__ import annotations
 
 import dagster as dg
 
+from musicgen_pipeline.bulk_plan import bulk_chunks, bulk_tags, keys_of_run, order_by_model
 from musicgen_pipeline.defs import jobs
 from musicgen_pipeline.defs.partitions import soundtrack_partitions
-from musicgen_pipeline.inbox import cursor_text, cursor_time, process_inbox
+from musicgen_pipeline.inbox import PlannedRun, cursor_text, cursor_time, process_inbox
 from musicgen_pipeline.instance import ensure_pools
-from musicgen_pipeline.naming import CATALOG_JOB, RENDER_JOB, SOURCE_TAG
+from musicgen_pipeline.naming import BULK_JOB, BULK_RUN_TAG, CATALOG_JOB, RENDER_JOB, SOURCE_TAG
+from musicgen_pipeline.partition_store import PartitionStore
 from musicgen_pipeline.resources import SettingsResource
+from musicgen_pipeline.settings import Settings
 
 
-def build_inbox_sensor(render_job: dg.UnresolvedAssetJobDefinition | dg.JobDefinition) -> dg.SensorDefinition:
+def group_into_bulks(
+    planned: list[PlannedRun], new: list[str], store: PartitionStore, config: Settings
+) -> tuple[list[str], list[dg.RunRequest]]:
+    """(the new partitions in the order to add them, the tick's run requests): the requests whose
+    partitions this tick adds, grouped by model into bulk runs of at most MUSICGEN_MAX_BATCH (added in
+    one request, model by model, so each bulk is a contiguous range); a lone one, and a request whose
+    partition existed already (its run key is its partition key, so a replayed tick launches nothing
+    twice), is a render run of its own."""
+    model_of = {k: store.load_request(k).model or config.musicgen_model for k in new}
+    new = order_by_model(new, model_of)
+    chunks = [c for c in bulk_chunks(new, new, model_of, config.musicgen_max_batch) if len(c) > 1]
+    in_bulk = {key for chunk in chunks for key in chunk}
+    sources = {r.partition_key: r.tags.get(SOURCE_TAG, "") for r in planned}
+    requests = [
+        dg.RunRequest(run_key=r.run_key, partition_key=r.partition_key, job_name=r.job_name, tags=r.tags)
+        for r in planned
+        if r.partition_key not in in_bulk
+    ]
+    for chunk in chunks:
+        files = ", ".join(dict.fromkeys(sources[k] for k in chunk))
+        requests.append(
+            dg.RunRequest(
+                run_key=f"bulk:{chunk[0]}..{chunk[-1]}",
+                job_name=BULK_JOB,
+                tags={**bulk_tags(chunk), SOURCE_TAG: f"inbox bulk: {files}"[:200]},
+            )
+        )
+    return new, requests
+
+
+def build_inbox_sensor(
+    render_job: dg.UnresolvedAssetJobDefinition | dg.JobDefinition,
+    bulk_job: dg.UnresolvedAssetJobDefinition | dg.JobDefinition,
+) -> dg.SensorDefinition:
     @dg.sensor(
         name="inbox_sensor",
-        job=render_job,
+        jobs=[render_job, bulk_job],
         minimum_interval_seconds=15,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Renders every *.json request dropped into $MUSICGEN_DATA/inbox/ (batched, idempotent).",
+        description="Renders every *.json request dropped into $MUSICGEN_DATA/inbox/ (idempotent); the new "
+        "requests of one tick render as bulk runs (one per model, at most MUSICGEN_MAX_BATCH each).",
     )
     def inbox_sensor(context: dg.SensorEvaluationContext, settings: SettingsResource) -> dg.SensorResult:
         config = settings.resolved
@@ -47,13 +84,9 @@ def build_inbox_sensor(render_job: dg.UnresolvedAssetJobDefinition | dg.JobDefin
             for k in tick.new_partitions
             if not context.instance.has_dynamic_partition(soundtrack_partitions.name, k)
         ]
+        new, run_requests = group_into_bulks(tick.run_requests, new, settings.store, config)
         return dg.SensorResult(
-            run_requests=[
-                dg.RunRequest(
-                    run_key=r.run_key, partition_key=r.partition_key, job_name=r.job_name, tags=r.tags
-                )
-                for r in tick.run_requests
-            ],
+            run_requests=run_requests,
             dynamic_partitions_requests=[soundtrack_partitions.build_add_request(new)] if new else [],
             cursor=cursor_text(tick.cursor),
             skip_reason=tick.skip_reason,
@@ -130,6 +163,47 @@ def build_render_after_request_sensor(
     return render_after_request
 
 
-inbox_sensor = build_inbox_sensor(jobs.render_soundtrack)
+def build_render_after_bulk_sensor(
+    render_job: dg.UnresolvedAssetJobDefinition | dg.JobDefinition, status: dg.DagsterRunStatus
+) -> dg.RunStatusSensorDefinition:
+    """After a bulk run (success, or failure: whatever it did not generate, each render generates alone),
+    one render run per partition it covered."""
+    name = "render_after_bulk" if status == dg.DagsterRunStatus.SUCCESS else "render_after_failed_bulk"
+
+    @dg.run_status_sensor(
+        name=name,
+        run_status=status,
+        request_job=render_job,
+        minimum_interval_seconds=5,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"After a {BULK_JOB} run ({status.value.lower()}), starts {RENDER_JOB} for each partition it "
+        "covered: each request's own assets, files, metadata and checks (its scenes are made already; what "
+        "the bulk did not make, the render generates alone and fails alone).",
+    )
+    def render_after_bulk(context: dg.RunStatusSensorContext) -> list[dg.RunRequest] | dg.SkipReason:
+        run = context.dagster_run
+        if run.job_name != BULK_JOB:
+            return dg.SkipReason(f"run {run.run_id[:8]} ({run.job_name}) is not a bulk run")
+        order = context.instance.get_dynamic_partitions(soundtrack_partitions.name)
+        keys = keys_of_run(run.tags, order)
+        context.log.info(
+            f"bulk run {run.run_id[:8]} {status.value.lower()}: rendering {len(keys)} partition(s)"
+        )
+        return [
+            dg.RunRequest(
+                run_key=f"{run.run_id}:{key}",
+                partition_key=key,
+                job_name=RENDER_JOB,
+                tags={SOURCE_TAG: f"bulk run {run.run_id[:8]}", BULK_RUN_TAG: run.run_id},
+            )
+            for key in keys
+        ]
+
+    return render_after_bulk
+
+
+inbox_sensor = build_inbox_sensor(jobs.render_soundtrack, jobs.bulk_generation)
+render_after_bulk = build_render_after_bulk_sensor(jobs.render_soundtrack, dg.DagsterRunStatus.SUCCESS)
+render_after_failed_bulk = build_render_after_bulk_sensor(jobs.render_soundtrack, dg.DagsterRunStatus.FAILURE)
 catalog_after_render = build_catalog_sensor(jobs.refresh_catalog)
 render_after_request = build_render_after_request_sensor(jobs.render_soundtrack)

@@ -6,9 +6,10 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
+from musicgen_pipeline.bulk_plan import parse_keys
 from musicgen_pipeline.catalogue import read_catalogue
 from musicgen_pipeline.definitions import defs
-from musicgen_pipeline.naming import PARTITIONS_NAME
+from musicgen_pipeline.naming import BULK_KEYS_TAG, PARTITIONS_NAME
 from musicgen_pipeline.resources import SettingsResource
 from musicgen_pipeline_tests.pipeline.conftest import three_scene_request
 
@@ -53,9 +54,12 @@ def test_schedule_requests_only_unrendered_rows(instance: dg.DagsterInstance, da
         instance=instance, repository_def=defs.get_repository_def(), resources=RESOURCES
     )
     result = schedule.evaluate_tick(context)
-    requested = [r.partition_key for r in result.run_requests]
-    assert requested == [keys[0], keys[2]]
-    assert all(r.run_key and r.run_key.startswith(r.partition_key) for r in result.run_requests)
+    # one model: one bulk run over both unrendered rows, a contiguous range of their new partitions
+    (bulk,) = result.run_requests
+    assert parse_keys(bulk.tags[BULK_KEYS_TAG]) == [keys[0], keys[2]]
+    assert bulk.partition_key is None and bulk.run_key.startswith(f"bulk:{keys[0]}..{keys[2]}@")
+    assert bulk.tags["musicgen/source"] == "catalog.csv: rows 2, 4"
+    assert instance.get_dynamic_partitions(PARTITIONS_NAME) == [keys[0], keys[2]]
     assert set(instance.get_dynamic_partitions(PARTITIONS_NAME)) == {keys[0], keys[2]}
     assert (data_dir / "outputs" / keys[0] / "request.json").exists()
 
@@ -80,4 +84,4 @@ def test_yaml_catalogue(instance: dg.DagsterInstance, data_dir: Path) -> None:
             instance=instance, repository_def=defs.get_repository_def(), resources=RESOURCES
         )
     )
-    assert len(result.run_requests) == 2
+    assert sum(len(parse_keys(r.tags[BULK_KEYS_TAG])) for r in result.run_requests) == 2

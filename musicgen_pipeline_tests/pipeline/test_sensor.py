@@ -8,9 +8,17 @@ from pathlib import Path
 import dagster as dg
 
 from musicgen_pipeline import inbox as inbox_module
+from musicgen_pipeline.bulk_plan import parse_keys
 from musicgen_pipeline.defs.sensors import build_inbox_sensor
 from musicgen_pipeline.inbox import cursor_text, cursor_time, process_inbox
-from musicgen_pipeline.naming import PARTITIONS_NAME, RENDER_JOB
+from musicgen_pipeline.naming import (
+    BULK_JOB,
+    BULK_KEYS_TAG,
+    PARTITION_RANGE_END_TAG,
+    PARTITION_RANGE_START_TAG,
+    PARTITIONS_NAME,
+    RENDER_JOB,
+)
 from musicgen_pipeline.request import parse_request
 from musicgen_pipeline.resources import SettingsResource
 from musicgen_pipeline_tests.pipeline.conftest import three_scene_request, write_json
@@ -50,7 +58,7 @@ def test_inbox_folder_cases(instance: dg.DagsterInstance, data_dir: Path, monkey
     partial = write_json(inbox / "upload.json.tmp", three_scene_request(seed=4))
     _age(partial, 60)
 
-    sensor = build_inbox_sensor(dg.define_asset_job(RENDER_JOB))
+    sensor = build_inbox_sensor(dg.define_asset_job(RENDER_JOB), dg.define_asset_job(BULK_JOB))
     first = _tick(sensor, instance, None)
 
     expected_keys = {
@@ -58,9 +66,13 @@ def test_inbox_folder_cases(instance: dg.DagsterInstance, data_dir: Path, monkey
         parse_request(three_scene_request(seed=1)).partition_key(),
         parse_request(three_scene_request(seed=2)).partition_key(),
     }
-    assert {r.partition_key for r in first.run_requests} == expected_keys
-    assert all(r.run_key == r.partition_key and r.job_name == RENDER_JOB for r in first.run_requests)
-    assert set(instance.get_dynamic_partitions(PARTITIONS_NAME)) == expected_keys
+    # three new requests of one model: one bulk run over them, a contiguous range of the partitions
+    (bulk,) = first.run_requests
+    keys = parse_keys(bulk.tags[BULK_KEYS_TAG])
+    assert bulk.job_name == BULK_JOB and bulk.partition_key is None and set(keys) == expected_keys
+    assert instance.get_dynamic_partitions(PARTITIONS_NAME) == keys  # added in the bulk's order
+    assert (bulk.tags[PARTITION_RANGE_START_TAG], bulk.tags[PARTITION_RANGE_END_TAG]) == (keys[0], keys[-1])
+    assert "trip.json" in bulk.tags["musicgen/source"] and "batch.json" in bulk.tags["musicgen/source"]
     for key in expected_keys:
         stored = json.loads((data_dir / "outputs" / key / "request.json").read_text())
         assert stored["model"] == "tiny-random"
@@ -93,8 +105,9 @@ def test_inbox_folder_cases(instance: dg.DagsterInstance, data_dir: Path, monkey
 
     _age(writing, 60)  # the writer finished
     third = _tick(sensor, instance, second.cursor)
-    assert [r.partition_key for r in third.run_requests] == [
-        parse_request(three_scene_request(seed=3)).partition_key()
+    # a lone new request: a render run of its own, keyed by its partition
+    assert [(r.partition_key, r.run_key, r.job_name) for r in third.run_requests] == [
+        (parse_request(three_scene_request(seed=3)).partition_key(),) * 2 + (RENDER_JOB,)
     ]
 
 
@@ -155,7 +168,7 @@ def test_tick_says_what_it_did_and_the_cursor_reads_as_a_time(
     monkeypatch.setenv("SENSOR_SETTLE_SECONDS", "0")
     inbox = data_dir / "inbox"
     write_json(inbox / "long.json", {"base_prompt": "x", "scenes": [{"mood": "a", "duration": 9999}]})
-    sensor = build_inbox_sensor(dg.define_asset_job(RENDER_JOB))
+    sensor = build_inbox_sensor(dg.define_asset_job(RENDER_JOB), dg.define_asset_job(BULK_JOB))
     idle = _tick(sensor, instance, None)
     # Nothing launched: the tick's skip reason names the rejected file and its first problem.
     assert idle.run_requests == [] and idle.cursor == ""
