@@ -13,7 +13,9 @@ Shared by the CLI (`render`), the REST layer and the tests. (Registering a reque
   and return the run id at once. Detached runs go through `run_queue`: at most the instance's
   ``max_concurrent_runs`` workers exist, started in arrival order by one dispatcher (the REST
   server's thread, or a detached ``python -m musicgen_pipeline.launch dispatch`` started on demand).
-  ``python -m musicgen_pipeline.launch JOB KEY RUN_ID [TAGS_JSON]`` is the worker.
+  ``python -m musicgen_pipeline.launch JOB KEY RUN_ID [TAGS_JSON]`` is the worker. A worker that holds
+  a run slot stays warm: after its run it takes the oldest waiting run itself (`RunQueue.claim`), up
+  to RUN_WORKER_MAX_RUNS runs in all, reusing its imports, compiled kernels and loaded model.
 - Every process that executes a run (a worker, or ``render`` in the foreground) tags the run with
   itself (`run_health.worker_tags`), installs the non-spinning, interruptible pool wait
   (`pool_wait`) and reaps dead runs while it works (`run_health.Reaper`), so a killed run is failed
@@ -29,6 +31,7 @@ Configuration reaches this module as values (a `PartitionStore`, a data folder);
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -38,6 +41,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from musicgen_pipeline import pool_wait, run_health
@@ -170,6 +174,8 @@ def execute_job(
 
 
 RUN_QUEUE_DIR = "run_queue"
+# Set in a worker's environment when it holds a run slot (the lock's file descriptor number).
+SLOT_FD_ENV = "MUSICGEN_RUN_SLOT_FD"
 
 
 def max_concurrent_runs(instance: dg.DagsterInstance) -> int:
@@ -327,6 +333,9 @@ def spawn_detached(
     zombies; it never blocks the caller. Returns the child's pid."""
     files = store.files(key)
     env = dict(os.environ, DAGSTER_HOME=str(dagster_home(store.outputs_dir.parent)))
+    env.pop(SLOT_FD_ENV, None)
+    if slot_fd is not None:
+        env[SLOT_FD_ENV] = str(slot_fd)  # the worker holds a slot: it may run waiting runs after its own
     with files.run_log(run_id).open("ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "musicgen_pipeline.launch", *args],
@@ -599,14 +608,65 @@ def _main(argv: list[str]) -> int:
     from musicgen_pipeline.instance import get_instance
     from musicgen_pipeline.settings import get_settings
 
-    job_name, key, run_id = argv[:3]
-    tags = json.loads(argv[3]) if len(argv) == 4 else {}
     settings = get_settings()  # this child is an entry point
     instance = get_instance(settings.data_dir)
+    store = PartitionStore(settings.outputs_dir)
+    ok = _run_worker_args(instance, store, argv)
+    if os.environ.get(SLOT_FD_ENV) is not None:  # it holds a run slot: it may run what waits
+        ok = _run_waiting(instance, store, settings.run_worker_max_runs - 1, settings.musicgen_model) and ok
+    return 0 if ok else 1
+
+
+def _run_worker_args(instance: dg.DagsterInstance, store: PartitionStore, argv: list[str]) -> bool:
+    """Run what a worker's arguments (``JOB PARTITION_KEY RUN_ID [TAGS_JSON]``) name; True on success."""
+    job_name, key, run_id = argv[:3]
+    tags = json.loads(argv[3]) if len(argv) == 4 else {}
     if job_name == RENDER_JOB:
-        store = PartitionStore(settings.outputs_dir)
-        return 0 if materialize(instance, store, key, run_id=run_id).success else 1
-    return 0 if execute_job(instance, job_name, key, run_id, tags) else 1
+        return materialize(instance, store, key, run_id=run_id).success
+    return execute_job(instance, job_name, key, run_id, tags)
+
+
+def _run_waiting(
+    instance: dg.DagsterInstance, store: PartitionStore, max_runs: int, default_model: str
+) -> bool:
+    """A warm worker: after its own run, run up to `max_runs` waiting runs in this process, oldest first.
+
+    Each starts as if a fresh worker had been spawned for it (pending record naming this process, its own
+    log file under ``outputs/<key>/runs/``), but without a new interpreter: imports, compiled kernels and
+    the loaded model are reused (one MusicGen at a time is kept: `release_musicgen`). The worker holds
+    its run slot throughout, so the instance's run limit still holds; it exits when nothing waits.
+    """
+    from musicgen_pipeline.models.loaders import release_musicgen
+
+    queue = run_queue(instance, store)
+    ok = True
+
+    def claimed(run: QueuedRun) -> None:
+        record = {"run_id": run.run_id, "partition": run.key, "pid": os.getpid(), "started": time.time()}
+        store.write_pending_run(run.key, run.run_id, {**record, "warm": True, **run.record})
+
+    for _ in range(max_runs):
+        run = queue.claim(lambda r: store.pending_run(r.run_id) is not None, claimed)
+        if run is None:
+            break
+        _log_to(store.files(run.key).run_log(run.run_id))
+        if run.args[0] == RENDER_JOB:
+            with contextlib.suppress(Exception):  # an unreadable request fails in its run, not here
+                release_musicgen(keep=store.load_request(run.key).model or default_model)
+        ok = _run_worker_args(instance, store, run.args) and ok
+    return ok
+
+
+def _log_to(path: Path) -> None:
+    """Point this process's stdout and stderr (file descriptors 1 and 2) at `path`, appending."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+    finally:
+        os.close(fd)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,9 @@ process:
   non-blocking ``flock`` and hands that open file to the worker it starts; the worker holds the lock
   for as long as it lives and the kernel releases it when the worker exits for whatever reason
   (``kill -9`` included), so slots can never leak and a restart needs no clean-up.
+- Warm workers: a worker that holds a slot and has finished its run may `claim` the oldest waiting run
+  and run it in the same process (imports, compiled kernels and the loaded model are reused), up to a
+  bound, then exits; the slot stays held throughout, so the limit holds and arrival order is kept.
 - `Dispatcher`: starts the oldest waiting run whenever a slot is free. Exactly one dispatcher works
   at a time (``dispatcher.lock``): the REST server runs one in a thread for its lifetime;
   ``render --detach`` starts a detached one (`ensure_dispatcher`) that exits when the queue is empty.
@@ -153,6 +156,25 @@ class RunQueue:
                     return run
         return None
 
+    def claim(self, already_started: StartedFn, on_claim: ClaimFn) -> QueuedRun | None:
+        """Take the oldest waiting run for the calling worker (which must hold a slot) to run itself.
+
+        `on_claim(run)` (writing the run's pending record) is called under the queue lock before the
+        run's file goes, so a dispatcher never starts it too and a crash between the two loses nothing.
+        Returns None when nothing waits.
+        """
+        with _flocked(self.dir / QUEUE_LOCK):
+            for run in self.entries():
+                started = already_started(run)
+                if not started:
+                    on_claim(run)
+                if run.path is not None:
+                    run.path.unlink(missing_ok=True)
+                if not started:
+                    return run
+                # else: the line still held a run some worker had started; dropped, look further
+        return None
+
     # --- slots -------------------------------------------------------------------------------------
     def _slot_paths(self) -> list[Path]:
         return [self.dir / SLOTS_DIR / f"slot-{i}.lock" for i in range(self.limit)]
@@ -183,6 +205,8 @@ class RunQueue:
 SpawnFn = Callable[[QueuedRun, int], int]
 # True when a worker for this run was already started (its pending record exists).
 StartedFn = Callable[[QueuedRun], bool]
+# Records that the calling worker takes a run (its pending record), under the queue lock.
+ClaimFn = Callable[[QueuedRun], None]
 
 
 class Dispatcher:

@@ -152,6 +152,7 @@ class Settings:
     # --- run queue -------------------------------------------------------------------------
     run_queue: str  # RUN_QUEUE: auto (the daemon's queue while its daemon lives, else ours) | dagster | local
     dagster_code_location: str  # DAGSTER_CODE_LOCATION: this code location's name in the daemon's workspace
+    run_worker_max_runs: int  # RUN_WORKER_MAX_RUNS: queued runs one warm worker process runs before exiting
 
     @property
     def min_free_bytes(self) -> int:
@@ -290,4 +291,5 @@ def get_settings(environ: Mapping[str, str] | None = None) -> Settings:
         api_max_queued_jobs=env_int("API_MAX_QUEUED_JOBS", 100, minimum=1, environ=e),
         run_queue=run_queue,
         dagster_code_location=env_str("DAGSTER_CODE_LOCATION", "musicgen_pipeline", e),
+        run_worker_max_runs=env_int("RUN_WORKER_MAX_RUNS", 20, minimum=1, environ=e),
     )

@@ -2,6 +2,8 @@
 
 - `load_musicgen(model_id, device, dtype)` — a fresh `MusicGen` (no cache).
 - `get_musicgen(model_id, device, dtype)` — the process-wide one per (model, device, dtype).
+- `release_musicgen(keep=)` — drop the process-wide ones of other model ids (a long-lived worker that
+  renders requests for different models holds one model's weights, not the union).
 
 Everything is a parameter: the caller resolves MUSICGEN_MODEL / MUSICGEN_DEVICE / MUSICGEN_DTYPE /
 MUSICGEN_COMPILE (`musicgen_pipeline.model_options`). `device="auto"` means CUDA > MPS > CPU and
@@ -119,3 +121,19 @@ def get_musicgen(
         if key not in _MODELS:
             _MODELS[key] = load_musicgen(model_id, device, dtype, compile_step=compile_step)
         return _MODELS[key]
+
+
+def release_musicgen(*, keep: str | None = None) -> list[str]:
+    """Forget the process-wide MusicGens whose model id is not `keep` (all when None) and return their
+    ids; their memory (GPU memory included) is freed once nothing else refers to them."""
+    with _MODELS_LOCK:
+        dropped = [key for key in _MODELS if key[0] != keep]
+        for key in dropped:
+            del _MODELS[key]
+    if dropped:
+        import gc
+
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    return [key[0] for key in dropped]

@@ -201,3 +201,104 @@ def _dispatcher_pids(data_dir: Path) -> list[int]:
 def _worker_pids(store, run_id: str) -> list[int]:  # type: ignore[no-untyped-def]
     pending = store.pending_run(run_id)
     return [int(pending["pid"])] if pending and pending.get("pid") else []
+
+
+def test_a_warm_worker_claims_the_oldest_waiting_run_and_drops_stale_entries(tmp_path: Path) -> None:
+    queue = RunQueue(tmp_path / "q", limit=1)
+    for n in range(3):
+        queue.enqueue(_run(n))
+    started = {"run-0"}  # run-0's worker started and died before its entry left the line
+    order: list[tuple[str, bool]] = []
+
+    def on_claim(run: QueuedRun) -> None:
+        order.append((run.run_id, run.path is not None and run.path.exists()))  # still in line
+        started.add(run.run_id)
+
+    claimed = queue.claim(lambda r: r.run_id in started, on_claim)
+    assert claimed is not None and claimed.run_id == "run-1"
+    assert order == [("run-1", True)]  # recorded before its file went: a dispatcher never starts it too
+    assert [r.run_id for r in queue.entries()] == ["run-2"]
+    assert queue.position("run-2") == 1
+    claimed = queue.claim(lambda r: r.run_id in started, on_claim)
+    assert claimed is not None and claimed.run_id == "run-2"
+    assert queue.claim(lambda r: r.run_id in started, on_claim) is None
+
+
+@pytest.mark.slow
+def test_warm_workers_run_queued_renders_in_one_process_up_to_the_bound(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One run slot, three `render --detach`, RUN_WORKER_MAX_RUNS=2: the first worker renders two
+    (its own and the next in line, in the same process), a fresh worker the third; never two at once."""
+    import dagster as dg
+
+    from musicgen_pipeline import launch
+    from musicgen_pipeline.cli import main
+    from musicgen_pipeline.partition_store import PartitionStore
+    from musicgen_pipeline.run_health import WORKER_PID_TAG
+    from musicgen_pipeline_tests.pipeline.conftest import three_scene_request, write_json
+
+    monkeypatch.setenv("MUSICGEN_MODEL", "tiny-random")
+    monkeypatch.setenv("RUN_QUEUE", "local")
+    monkeypatch.setenv("DEMUCS_MODEL", "tiny-random")
+    monkeypatch.setenv("RUN_WORKER_MAX_RUNS", "2")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # one worker process at a time on a shared machine
+    home = Path(os.environ["DAGSTER_HOME"])
+    yaml = (home / "dagster.yaml").read_text(encoding="utf-8")
+    (home / "dagster.yaml").write_text(yaml.replace("max_concurrent_runs: 4", "max_concurrent_runs: 1"))
+    store = PartitionStore.for_data_dir(data_dir)
+    run_ids = []
+    with dg.DagsterInstance.get() as instance:
+        queue = launch.run_queue(instance, store)
+        held = queue.take_slot()  # hold the slot until all three wait, so the order is known
+        assert held is not None
+        try:
+            for seed in (1, 2, 3):
+                request = write_json(data_dir / f"req{seed}.json", three_scene_request(1.0, seed=seed))
+                assert main(["render", str(request), "--detach"]) == 0
+                run_ids.append(capsys.readouterr().out.split()[1])
+            os.close(held)
+            held = None
+            peak = 0
+            watcher = launch.RunWatcher(instance, store)
+            deadline = time.monotonic() + 900
+            while time.monotonic() < deadline:
+                peak = max(peak, len(_live_workers(data_dir)))
+                states = [p.status if (p := watcher.progress(r)) else None for r in run_ids]
+                if all(s in launch.FINAL_STATUSES for s in states):
+                    break
+                time.sleep(0.5)
+            assert states == ["succeeded"] * 3, states
+            assert peak == 1
+            pids = [instance.get_run_by_id(r).tags[WORKER_PID_TAG] for r in run_ids]
+            assert pids[0] == pids[1] != pids[2]
+            warm = [bool(store.pending_run(r).get("warm")) for r in run_ids]
+            assert warm == [False, True, False]
+            for r in run_ids:  # each run logs to its own file, also when a warm worker ran it
+                log = store.files(store.pending_run(r)["partition"]).run_log(r).read_text(encoding="utf-8")
+                assert f"{r} - scene_segments - generating scene(s)" in log
+                assert not any(other in log for other in run_ids if other != r)
+        finally:
+            if held is not None:
+                os.close(held)
+            for pid in _dispatcher_pids(data_dir) + _live_workers(data_dir):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def _live_workers(data_dir: Path) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes()
+            env = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if (
+            b"musicgen_pipeline.launch\0render_soundtrack" in cmd
+            and f"MUSICGEN_DATA={data_dir}".encode() in env
+        ):
+            out.append(int(entry.name))
+    return out
