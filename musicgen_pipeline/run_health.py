@@ -13,7 +13,8 @@ Dagster's default run launcher has no worker health check, so a run whose proces
 - **Alive** means: that pid exists on this host, is not a zombie, and is the same process (its
   start time matches, so a recycled pid is not mistaken for the worker). A worker on another host
   is *unknown*, never dead: its own launcher (Docker, Kubernetes) checks it.
-- `reap(instance)`: each in-flight run (STARTING, STARTED, CANCELING) whose worker is dead is marked
+- `reap(instance)`: each in-flight run (STARTING, STARTED, CANCELING, and NOT_STARTED runs our workers
+  created and died before starting) whose worker is dead is marked
   failed (canceled when termination had been requested) and its concurrency slots are freed at
   once; a CANCELING run whose worker still lives after `CANCEL_GRACE_SECONDS` is killed and then
   ended the same way; slots still held by finished (or deleted) runs whose worker is gone are freed.
@@ -222,7 +223,13 @@ def reap(instance: dg.DagsterInstance, *, cancel_grace_seconds: float = CANCEL_G
     """End every in-flight run whose worker is dead (see the module docstring); return their ids."""
     from dagster import DagsterRunStatus, RunsFilter
 
-    in_flight = (DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING)
+    in_flight = (
+        DagsterRunStatus.NOT_STARTED,  # created in-process by a worker killed before RUN_START (only
+        # runs with worker tags have a worker here: runs waiting for a launcher have none)
+        DagsterRunStatus.STARTING,
+        DagsterRunStatus.STARTED,
+        DagsterRunStatus.CANCELING,
+    )
     ended: list[str] = []
     for run in instance.get_runs(filters=RunsFilter(statuses=list(in_flight))):
         worker = worker_of(instance, run)

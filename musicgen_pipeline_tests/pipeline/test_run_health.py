@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -195,3 +196,31 @@ def test_the_shipped_instance_monitors_local_run_workers(tmp_path: Path) -> None
         assert instance.run_monitoring_enabled
         settings = instance.run_monitoring_settings
         assert settings["poll_interval_seconds"] <= 10 and settings["free_slots_after_run_end_seconds"] <= 5
+
+
+def test_a_run_whose_worker_died_before_starting_it_is_failed(instance: dg.DagsterInstance) -> None:
+    """A worker killed between creating its run and RUN_START left it NOT_STARTED for ever; a run
+    without worker tags (one waiting for a launcher) is left alone."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    tags = {
+        run_health.WORKER_HOST_TAG: socket.gethostname(),
+        run_health.WORKER_PID_TAG: str(gone.pid),
+        run_health.WORKER_STARTED_TAG: f"{time.time() - 5:.2f}",
+    }
+    orphan = instance.create_run_for_job(_noop_job, run_id="b0000000-0000-4000-8000-000000000001", tags=tags)
+    untagged = instance.create_run_for_job(_noop_job, run_id="b0000000-0000-4000-8000-000000000002")
+    assert orphan.status == untagged.status == dg.DagsterRunStatus.NOT_STARTED
+    assert run_health.reap(instance) == [orphan.run_id]
+    assert _status(instance, orphan.run_id) == dg.DagsterRunStatus.FAILURE
+    assert _status(instance, untagged.run_id) == dg.DagsterRunStatus.NOT_STARTED
+
+
+@dg.op
+def _noop() -> None:
+    pass
+
+
+@dg.job
+def _noop_job() -> None:
+    _noop()
