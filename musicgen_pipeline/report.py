@@ -5,10 +5,13 @@
 - `summary_row(...)`: the partition's catalog row (``summary.json``, written last: its presence marks
   the partition rendered).
 - `expected_duration(request, sample_rate)`: what the duration check expects.
+- `seams_verdict`, `loop_verdict`, `duration_verdict`: each asset check's outcome on one soundtrack
+  (passed, and the sentence that says why), as the checks of `transition_report` report them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -100,3 +103,51 @@ def summary_row(
         "rendered_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "run_id": run_id,
     }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One check's outcome on one soundtrack: passed, and the sentence that says why."""
+
+    passed: bool
+    text: str
+
+
+def failures_text(transition: dict[str, Any]) -> str:
+    """What failed at one seam, as one phrase (``"mfcc_similarity 0.41 < 0.5; ..."``)."""
+    return "; ".join(map(str, transition["failures"]))
+
+
+def seams_verdict(soundtrack: Soundtrack) -> Verdict:
+    """Every seam passes the thresholds (WARN on failure)."""
+    transitions, failing = soundtrack.transitions, soundtrack.failing
+    text = f"{len(transitions) - len(failing)}/{len(transitions)} seams pass" + "".join(
+        f"; seam {t['index'] + 1}: {failures_text(t)}" for t in failing
+    )
+    return Verdict(not failing, f"{text} (WARN)")
+
+
+def exhausted_scenes(segments: list[SceneSegment]) -> list[int]:
+    """Indexes of the scenes that kept their best failing attempt."""
+    return [s.index for s in segments if s.exhausted]
+
+
+def loop_verdict(segments: list[SceneSegment]) -> Verdict:
+    """No scene kept a failing attempt after its regenerations (WARN on failure)."""
+    exhausted = exhausted_scenes(segments)
+    if exhausted:
+        return Verdict(
+            False, f"scene(s) {', '.join(str(i + 1) for i in exhausted)} kept a failing attempt (WARN)"
+        )
+    return Verdict(True, f"converged after {sum(s.regenerations for s in segments)} regeneration(s)")
+
+
+def duration_verdict(request: SoundtrackRequest, soundtrack: Soundtrack) -> Verdict:
+    """The soundtrack lasts the requested total within one audio frame (ERROR on failure)."""
+    expected, tolerance = expected_duration(request, soundtrack.sample_rate)
+    actual = soundtrack.duration
+    on_time = abs(actual - expected) <= tolerance
+    text = f"{actual:.3f} s for {expected:.3f} s requested" + (
+        "" if on_time else f", off by {actual - expected:+.3f} s (ERROR)"
+    )
+    return Verdict(on_time, text)

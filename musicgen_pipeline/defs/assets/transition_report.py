@@ -25,7 +25,16 @@ from musicgen_pipeline.defs.metadata import listen_link, ms, sig3, table
 from musicgen_pipeline.defs.partitions import soundtrack_partitions
 from musicgen_pipeline.naming import SOUNDTRACK_GROUP
 from musicgen_pipeline.partition_store import write_json_atomic
-from musicgen_pipeline.report import expected_duration, summary_row
+from musicgen_pipeline.report import (
+    Verdict,
+    duration_verdict,
+    exhausted_scenes,
+    expected_duration,
+    failures_text,
+    loop_verdict,
+    seams_verdict,
+    summary_row,
+)
 from musicgen_pipeline.report import transition_report as build_report
 from musicgen_pipeline.request import SoundtrackRequest
 from musicgen_pipeline.resources import SettingsResource
@@ -50,6 +59,16 @@ with warnings.catch_warnings():
         )
         for name, text in CHECK_DESCRIPTIONS.items()
     ]
+SCORE_COLUMNS = [
+    ("seam", "int", "seam number (1 = between scenes 1 and 2)"),
+    ("centre_seconds", "float", "centre of the crossfade in the track"),
+    ("mfcc_similarity", "float", "passes above MFCC_SIMILARITY_MIN"),
+    ("spectral_flux", "float", "passes below SPECTRAL_FLUX_MAX"),
+    ("chroma_correlation", "float", "passes above CHROMA_CORRELATION_MIN"),
+    ("energy_ratio", "float", "passes below ENERGY_RATIO_MAX"),
+    ("clicks", "int", "clicks found in the crossfade"),
+    ("verdict", "string", "pass, or FAIL with the failing scores"),
+]
 
 
 @dg.asset(
@@ -67,10 +86,10 @@ def transition_report(
     soundtrack: Soundtrack,
     settings: SettingsResource,
 ):
-    request, config = soundtrack_request, settings.resolved
-    files = settings.store.files(context.partition_key)
+    key, request, config = context.partition_key, soundtrack_request, settings.resolved
+    files = settings.store.files(key)
     report = build_report(
-        context.partition_key,
+        key,
         request,
         scene_segments,
         soundtrack,
@@ -79,7 +98,7 @@ def transition_report(
     )
     path = write_json_atomic(files.report, report)
     summary = summary_row(
-        context.partition_key,
+        key,
         request,
         scene_segments,
         soundtrack,
@@ -88,96 +107,82 @@ def transition_report(
         run_seconds=_run_seconds(context),
     )
     write_json_atomic(files.summary, summary)  # last: marks the partition rendered
-    transitions, failing = soundtrack.transitions, soundtrack.failing
-    exhausted = [s.index for s in scene_segments if s.exhausted]
-    expected, tolerance = expected_duration(request, soundtrack.sample_rate)
-    actual = soundtrack.duration
+    listen = listen_link(config.listen_url, key, "scores")
+    metadata = {
+        "listen": listen,
+        "report_file": dg.MetadataValue.path(str(path)),
+        "summary_file": dg.MetadataValue.path(str(files.summary)),
+        "transitions": len(soundtrack.transitions),
+        "failing": len(soundtrack.failing),
+        "regenerations": summary["regenerations"],
+        "scores": table(SCORE_COLUMNS, [_score_row(t) for t in soundtrack.transitions]),
+    }
+    yield dg.Output(report, metadata=metadata)
+    judged = {"partition": key, "listen": listen}
+    yield _seams_check(key, soundtrack, judged)
+    yield _loop_check(key, scene_segments, summary["regenerations"], config.max_regen_attempts, judged)
+    yield _duration_check(key, request, soundtrack, judged)
 
-    key = context.partition_key
-    judged = {"partition": key, "listen": listen_link(config.listen_url, key, "scores")}
-    yield dg.Output(
-        report,
-        metadata={
-            "listen": listen_link(config.listen_url, key, "scores"),
-            "report_file": dg.MetadataValue.path(str(path)),
-            "summary_file": dg.MetadataValue.path(str(files.summary)),
-            "transitions": len(transitions),
-            "failing": len(failing),
-            "regenerations": summary["regenerations"],
-            "scores": table(
-                [
-                    ("seam", "int", "seam number (1 = between scenes 1 and 2)"),
-                    ("centre_seconds", "float", "centre of the crossfade in the track"),
-                    ("mfcc_similarity", "float", "passes above MFCC_SIMILARITY_MIN"),
-                    ("spectral_flux", "float", "passes below SPECTRAL_FLUX_MAX"),
-                    ("chroma_correlation", "float", "passes above CHROMA_CORRELATION_MIN"),
-                    ("energy_ratio", "float", "passes below ENERGY_RATIO_MAX"),
-                    ("clicks", "int", "clicks found in the crossfade"),
-                    ("verdict", "string", "pass, or FAIL with the failing scores"),
-                ],
-                [
-                    {
-                        "seam": t["index"] + 1,
-                        "centre_seconds": ms(t["boundary_time"]),
-                        "mfcc_similarity": sig3(t["mfcc_similarity"]),
-                        "spectral_flux": sig3(t["spectral_flux"]),
-                        "chroma_correlation": sig3(t["chroma_correlation"]),
-                        "energy_ratio": sig3(t["energy_ratio"]),
-                        "clicks": len(t.get("clicks") or []),
-                        "verdict": "pass" if t["passed"] else "FAIL: " + "; ".join(map(str, t["failures"])),
-                    }
-                    for t in transitions
-                ],
-            ),
-        },
+
+def _score_row(t: dict) -> dict:
+    return {
+        "seam": t["index"] + 1,
+        "centre_seconds": ms(t["boundary_time"]),
+        "mfcc_similarity": sig3(t["mfcc_similarity"]),
+        "spectral_flux": sig3(t["spectral_flux"]),
+        "chroma_correlation": sig3(t["chroma_correlation"]),
+        "energy_ratio": sig3(t["energy_ratio"]),
+        "clicks": len(t.get("clicks") or []),
+        "verdict": "pass" if t["passed"] else "FAIL: " + failures_text(t),
+    }
+
+
+def _result(
+    name: str, severity: dg.AssetCheckSeverity, key: str, verdict: Verdict, metadata: dict
+) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=verdict.passed,
+        severity=severity,
+        description=f"{key}: {verdict.text}",
+        metadata=metadata,
     )
-    seams_text = f"{len(transitions) - len(failing)}/{len(transitions)} seams pass" + "".join(
-        f"; seam {t['index'] + 1}: {'; '.join(map(str, t['failures']))}" for t in failing
+
+
+def _seams_check(key: str, soundtrack: Soundtrack, judged: dict) -> dg.AssetCheckResult:
+    failing = soundtrack.failing
+    failing_seams = table(
+        [("seam", "int", "seam number"), ("failures", "string", "what failed")],
+        [{"seam": t["index"] + 1, "failures": failures_text(t)} for t in failing],
     )
-    yield dg.AssetCheckResult(
-        check_name=CHECK_SEAMS,
-        passed=not failing,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=f"{key}: {seams_text} (WARN)",
-        metadata={
-            **judged,
-            "failing_seams": table(
-                [("seam", "int", "seam number"), ("failures", "string", "what failed")],
-                [{"seam": t["index"] + 1, "failures": "; ".join(map(str, t["failures"]))} for t in failing],
-            ),
-            "seams": len(transitions),
-        },
-    )
-    yield dg.AssetCheckResult(
-        check_name=CHECK_LOOP,
-        passed=not exhausted,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=f"{key}: "
-        + (
-            f"scene(s) {', '.join(str(i + 1) for i in exhausted)} kept a failing attempt (WARN)"
-            if exhausted
-            else f"converged after {summary['regenerations']} regeneration(s)"
-        ),
-        metadata={
-            **judged,
-            "exhausted_scenes": ", ".join(str(i + 1) for i in exhausted) or "none",
-            "regenerations": summary["regenerations"],
-            "max_regen_attempts": config.max_regen_attempts,
-        },
-    )
-    on_time = abs(actual - expected) <= tolerance
-    yield dg.AssetCheckResult(
-        check_name=CHECK_DURATION,
-        passed=on_time,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=f"{key}: {actual:.3f} s for {expected:.3f} s requested"
-        + ("" if on_time else f", off by {actual - expected:+.3f} s (ERROR)"),
-        metadata={
-            **judged,
-            "actual_seconds": ms(actual),
-            "expected_seconds": ms(expected),
-            "tolerance_seconds": sig3(tolerance),
-        },
+    metadata = {**judged, "failing_seams": failing_seams, "seams": len(soundtrack.transitions)}
+    return _result(CHECK_SEAMS, dg.AssetCheckSeverity.WARN, key, seams_verdict(soundtrack), metadata)
+
+
+def _loop_check(
+    key: str, segments: list[SceneSegment], regenerations: int, max_regen_attempts: int, judged: dict
+) -> dg.AssetCheckResult:
+    metadata = {
+        **judged,
+        "exhausted_scenes": ", ".join(str(i + 1) for i in exhausted_scenes(segments)) or "none",
+        "regenerations": regenerations,
+        "max_regen_attempts": max_regen_attempts,
+    }
+    return _result(CHECK_LOOP, dg.AssetCheckSeverity.WARN, key, loop_verdict(segments), metadata)
+
+
+def _duration_check(
+    key: str, request: SoundtrackRequest, soundtrack: Soundtrack, judged: dict
+) -> dg.AssetCheckResult:
+    expected, tolerance = expected_duration(request, soundtrack.sample_rate)
+    metadata = {
+        **judged,
+        "actual_seconds": ms(soundtrack.duration),
+        "expected_seconds": ms(expected),
+        "tolerance_seconds": sig3(tolerance),
+    }
+    return _result(
+        CHECK_DURATION, dg.AssetCheckSeverity.ERROR, key, duration_verdict(request, soundtrack), metadata
     )
 
 
