@@ -432,7 +432,7 @@ def stretch_to_tempo(
     return stretch(audio, rate)
 
 
-# A segment whose smoothed beats stray further than this from its straight-line grid drifts in tempo:
+# A segment whose beats bend (quadratic fit) further than this from their straight-line grid drifts in tempo:
 # it is stretched along a time map (`drift_time_map`) rather than by its average tempo.
 DRIFT_TOLERANCE_SECONDS = 0.010
 DRIFT_SMOOTH_BEATS = 4  # smoothing reach (beats each side) and key-frame spacing of the time map
@@ -449,12 +449,27 @@ def _smoothed_beats(times: np.ndarray, index: np.ndarray, reach: int) -> np.ndar
     return out
 
 
+def _drifts(times: np.ndarray, index: np.ndarray, slope: float, intercept: float, tolerance: float) -> bool:
+    """Whether the beats bend away from their straight line by more than `tolerance` s along a smooth
+    (quadratic) curve: a tempo that speeds up or slows down over the segment. Beats more than a tenth of
+    a period off the line (a tracker's stray first beat, a fill) are left out, and a few neighbouring
+    beats off by 10-20 ms do not bend a curve fitted to all of them: a steady performance whose grid
+    has a local error is not "drifting" (stretching it along a map would move its beats, not fix them)."""
+    keep = np.abs(times - (intercept + slope * index)) < 0.1 * slope
+    if keep.sum() < 3 * DRIFT_SMOOTH_BEATS:
+        return False
+    curve = np.polyval(np.polyfit(index[keep], times[keep], 2), index[keep])
+    line = np.polyval(np.polyfit(index[keep], times[keep], 1), index[keep])
+    return float(np.max(np.abs(curve - line))) >= tolerance
+
+
 def drift_time_map(
     grid: BeatGrid, rate: float, sample_rate: int, frames: int, tolerance: float = DRIFT_TOLERANCE_SECONDS
 ) -> list[tuple[int, int]] | None:
     """A rubberband time map [(source frame, target frame), ...] that puts the segment's smoothed beats
-    on an even grid at `rate` x its mean tempo, or None when its tempo does not drift (smoothed beats
-    within `tolerance` s of the straight-line grid) or there are too few beats to tell."""
+    on an even grid at `rate` x its mean tempo, or None when its tempo does not drift (a quadratic through
+    its beats stays within `tolerance` s of the straight-line grid: `_drifts`) or there are too few
+    beats to tell."""
     times = grid.beat_times
     if times.size < 3 * DRIFT_SMOOTH_BEATS or grid.bpm <= 0:
         return None
@@ -463,10 +478,10 @@ def drift_time_map(
     if np.any(np.diff(index) <= 0):
         return None
     slope, intercept = np.polyfit(index, times, 1)
+    if not _drifts(times, index, slope, intercept, tolerance):
+        return None
     smooth = _smoothed_beats(times, index, DRIFT_SMOOTH_BEATS)
     line = intercept + slope * index
-    if float(np.max(np.abs(smooth - line))) < tolerance:
-        return None
     # The first beat inside the audio keeps its place (stretched by the mean rate); every later key
     # lands on the even grid that starts there, so no interval of the output departs from the period.
     inside = np.nonzero(smooth > 0)[0]
