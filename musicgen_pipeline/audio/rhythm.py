@@ -449,15 +449,20 @@ def _smoothed_beats(times: np.ndarray, index: np.ndarray, reach: int) -> np.ndar
     return out
 
 
-def _drifts(times: np.ndarray, index: np.ndarray, slope: float, intercept: float, tolerance: float) -> bool:
+def _drifts(times: np.ndarray, index: np.ndarray, tolerance: float) -> bool:
     """Whether the beats bend away from their straight line by more than `tolerance` s along a smooth
     (quadratic) curve: a tempo that speeds up or slows down over the segment. Beats more than a tenth of
-    a period off the line (a tracker's stray first beat, a fill) are left out, and a few neighbouring
-    beats off by 10-20 ms do not bend a curve fitted to all of them: a steady performance whose grid
-    has a local error is not "drifting" (stretching it along a map would move its beats, not fix them)."""
-    keep = np.abs(times - (intercept + slope * index)) < 0.1 * slope
-    if keep.sum() < 3 * DRIFT_SMOOTH_BEATS:
-        return False
+    a period off that curve (a tracker's stray first beat, a fill) are left out and the curve refitted,
+    and a few neighbouring beats off by 10-20 ms do not bend a curve fitted to all of them: a steady
+    performance whose grid has a local error is not "drifting" (stretching it along a map would move
+    its beats, not fix them)."""
+    period = float(np.median(np.diff(times)))
+    keep = np.ones(times.size, dtype=bool)
+    for _ in range(2):
+        curve = np.polyval(np.polyfit(index[keep], times[keep], 2), index)
+        keep = np.abs(times - curve) < 0.1 * period
+        if keep.sum() < 3 * DRIFT_SMOOTH_BEATS:
+            return False
     curve = np.polyval(np.polyfit(index[keep], times[keep], 2), index[keep])
     line = np.polyval(np.polyfit(index[keep], times[keep], 1), index[keep])
     return float(np.max(np.abs(curve - line))) >= tolerance
@@ -478,7 +483,7 @@ def drift_time_map(
     if np.any(np.diff(index) <= 0):
         return None
     slope, intercept = np.polyfit(index, times, 1)
-    if not _drifts(times, index, slope, intercept, tolerance):
+    if not _drifts(times, index, tolerance):
         return None
     smooth = _smoothed_beats(times, index, DRIFT_SMOOTH_BEATS)
     line = intercept + slope * index
