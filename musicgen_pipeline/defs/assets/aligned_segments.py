@@ -4,6 +4,9 @@
 The track tempo is the first scene's (`choose_target_bpm`); a segment whose tempo is more than the
 `MAX_TEMPO_STRETCH` (default 25 %) away (after octave folding) or has no pulse is left unstretched. Stretching
 changes a segment's length by its rate; the metadata shows each rate and the resulting duration.
+A segment whose tempo drifts is stretched along a time map (its beats onto an even grid at the track
+tempo, `rhythm.drift_time_map`), as `musicgen-pipeline join` does: the request's `TransitionOptions`
+(`quality.transition_options`) decide both, so the pipeline and the CLI make the same seams.
 """
 
 import time
@@ -24,6 +27,7 @@ from musicgen_pipeline.defs.metadata import listen_link, ms, sig3, table
 from musicgen_pipeline.defs.partitions import soundtrack_partitions
 from musicgen_pipeline.media import read_exact, write_exact
 from musicgen_pipeline.naming import SOUNDTRACK_GROUP
+from musicgen_pipeline.quality import transition_options
 from musicgen_pipeline.request import SoundtrackRequest
 from musicgen_pipeline.resources import SettingsResource
 
@@ -44,6 +48,7 @@ def aligned_segments(
     request = soundtrack_request
     files = settings.store.files(context.partition_key)
     config = settings.resolved
+    options = transition_options(request, config)
     start = time.perf_counter()
     grids = [g.grid for g in beat_grids]
     target = choose_target_bpm(grids) if request.tempo_match else 0.0
@@ -53,7 +58,7 @@ def aligned_segments(
         raw = read_exact(segment.path)
         audio = remove_dc(raw)
         aligned, aligned_grid = (
-            align_segment(audio, grid, target, max_stretch=config.max_tempo_stretch)
+            align_segment(audio, grid, target, max_stretch=options.max_stretch, time_map=options.time_map)
             if target > 0
             else (audio, grid)
         )
