@@ -16,7 +16,7 @@ with PYTHONPATH=DIR. Every number is measured by THIS tree's code on the output 
   length   joined duration minus (first + tempo-matched second - crossfade), seconds; the report's
            `length_rule` explains it (after) or nothing does (before)
 
-The null level: the same ibi/phase measures at pseudo-seams (every 1 s) of the unjoined clips; the
+The null level: the same ibi/phase/dip measures at pseudo-seams (every 1 s) of the unjoined clips; the
 criterion (issue 12) is ibi <= the null's 95th percentile + 1 point and phase < 0.05 beat on every
 seam whose tempo change is within MAX_TEMPO_STRETCH (0.25).
 """
@@ -129,6 +129,7 @@ def main() -> int:
     trees = [("after", ROOT)] + ([("before", args.before.resolve())] if args.before else [])
     nulls: list[float] = []
     phases: list[float] = []
+    dips: list[float] = []
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.pairs:
@@ -138,6 +139,9 @@ def main() -> int:
             write_audio(pa, a)
             write_audio(pb, b)
             for clip in (a, b):
+                sr = clip.sample_rate
+                for t in np.arange(4.0, clip.duration - 5.0, 1.0):
+                    dips.append(loudness_dip(clip, Window(round(t * sr), round((t + 2.0) * sr))))
                 for r in null_seam_rhythm(clip, 2.0):
                     if r.inter_beat_deviation is not None:
                         nulls.append(100 * r.inter_beat_deviation)
@@ -155,7 +159,8 @@ def main() -> int:
     limit = p95 + 1.0
     print(
         f"null (unjoined stretches, {len(nulls)} pseudo-seams): inter-beat deviation median "
-        f"{np.median(nulls):.2f} %, p95 {p95:.2f} % -> limit {limit:.2f} %; phase p95 {np.percentile(phases, 95):.3f} beat"
+        f"{np.median(nulls):.2f} %, p95 {p95:.2f} % -> limit {limit:.2f} %; phase p95 {np.percentile(phases, 95):.3f} beat; "
+        f"loudness dip ({len(dips)} pseudo-seams) median {np.median(dips):.2f} dB, p95 {np.percentile(dips, 95):.2f} dB"
     )
     labels = [label for label, _ in trees][::-1]
     head = "| pair | tempo change | " + " | ".join(
