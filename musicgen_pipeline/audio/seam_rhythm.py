@@ -15,8 +15,8 @@ tracker, each beat moved onto its attack, ~1-3 ms; no smoothing of the grid, so 
 
 Either is None when there is no pulse to measure: fewer than 4 beats on a side, or a pulse clarity
 (onset autocorrelation at the beat period) under 0.2, as in noise or silence.
-`null_seam_rhythm` measures both at pseudo-seams of one unjoined piece: what the music itself does,
-the level a seam is compared with.
+`null_seam_rhythm` measures both at pseudo-seams of one unjoined piece, each exactly as a seam is
+measured: what the music itself does, the level a seam is compared with.
 """
 
 from __future__ import annotations
@@ -125,13 +125,16 @@ def null_seam_rhythm(
     context_seconds: float = CONTEXT_SECONDS,
 ) -> list[SeamRhythm]:
     """Both measures at pseudo-seams (an `overlap_seconds` window every `hop_seconds`, with a full
-    context on each side) of one unjoined piece: the music's own spread. Beats are tracked once."""
-    beats, clarity = track_pulse(audio)
-    if clarity < MIN_PULSE_CLARITY:
-        return []
+    context on each side) of one unjoined piece: the music's own spread. Each pseudo-seam is measured
+    exactly as a real seam is (`seam_rhythm`: beats tracked on the same window around it), so the null
+    carries the tracker's own errors on windows of that length, not those of a whole-piece tracking."""
+    sr = audio.sample_rate
     out = []
     start = context_seconds + MARGIN_SECONDS
     while start + overlap_seconds + context_seconds + MARGIN_SECONDS <= audio.duration:
-        out.append(rhythm_at(beats, start, start + overlap_seconds, context_seconds))
+        seam = Window(round(start * sr), round((start + overlap_seconds) * sr))
+        measured = seam_rhythm(audio, seam, context_seconds=context_seconds)
+        if measured is not UNMEASURED:
+            out.append(measured)
         start += hop_seconds
     return out
