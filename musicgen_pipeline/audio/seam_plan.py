@@ -16,7 +16,13 @@ import numpy as np
 
 from musicgen_pipeline.audio.crossfade import joint_zero_crossing_shift
 from musicgen_pipeline.audio.io import Audio
-from musicgen_pipeline.audio.phase_lock import ENVELOPE_RATE, fine_lag, onset_envelopes, pattern_score
+from musicgen_pipeline.audio.phase_lock import (
+    ENVELOPE_RATE,
+    CrossfadeLevel,
+    fine_lag,
+    onset_envelopes,
+    pattern_score,
+)
 from musicgen_pipeline.audio.rhythm import BeatGrid, octave_ratio
 from musicgen_pipeline.audio.seam_options import TransitionOptions
 from musicgen_pipeline.audio.window import Window
@@ -117,8 +123,15 @@ class _Lock:
 
 # Phase locking needs the same pulse on both sides: tempo matched (or equal) within this fraction.
 LOCK_TEMPO_TOLERANCE = 0.02
-# A bar position other than the planner's default must agree clearly better to be taken.
+# Bar positions whose onset patterns agree within this of the best one agree equally well: of those,
+# the one whose crossfade keeps the level best (`CrossfadeLevel`) is taken; the planner's default
+# unless another dips at least `DIP_PREFERENCE_DB` less.
 PATTERN_MARGIN = 0.05
+DIP_PREFERENCE_DB = 0.5
+# The residual shift needs onsets the two sides share: where their patterns agree less than this (a
+# half-time groove into a rock one, 0.16-0.26 on the realistic pairs) the cross-correlation's peak is an
+# accident of hats and chords, and following it moved the seam 23-27 ms off the beat (phase 0.07-0.14).
+MIN_PATTERN_FOR_SHIFT = 0.3
 
 
 def _phase_lock(
@@ -134,8 +147,9 @@ def _phase_lock(
     options: TransitionOptions,
 ) -> _Lock:
     """Choose which beats meet (prev's start within one beat of `p0`, nxt's among `n_ok`) by the
-    agreement of their onset patterns over the overlap, then shift nxt's start by the residual offset
-    of the two sides' onsets (`phase_lock.fine_lag`). Unchanged when the tempi differ."""
+    agreement of their onset patterns over the overlap (and, among equally good ones, the level the
+    crossfade keeps), then shift nxt's start by the residual offset of the two sides' onsets
+    (`phase_lock.fine_lag`). Unchanged when the tempi differ."""
     sr = prev.sample_rate
     rate, _ = octave_ratio(next_grid.bpm, prev_grid.bpm)
     if prev_grid.bpm <= 0 or abs(rate - 1.0) > LOCK_TEMPO_TOLERANCE:
@@ -164,12 +178,16 @@ def _phase_lock(
     def score(p: int, q: int) -> float:
         return pattern_score(window(env_p, p_lo, p), window(env_n, n_lo, q))
 
-    default = score(p0, n0)
-    best = max(((score(p, q), p, q) for p in p_cands for q in n_cands), key=lambda c: c[0])
-    chosen = (default, p0, n0) if best[0] < default + PATTERN_MARGIN else best
-    value, p, q = chosen
+    scored = [(score(p, q), p, q) for p in p_cands for q in n_cands]
+    top = max(c[0] for c in scored)
+    level = CrossfadeLevel(prev.samples, nxt.samples, sr, options.curve)
+
+    def dip(c: tuple[float, int, int]) -> float:
+        return level.dip(c[1], c[2], n) - (DIP_PREFERENCE_DB if (c[1], c[2]) == (p0, n0) else 0.0)
+
+    value, p, q = min((c for c in scored if c[0] >= top - PATTERN_MARGIN), key=dip)
     lag, peak = fine_lag(window(env_p, p_lo, p), window(env_n, n_lo, q, max_lag), max_lag)
-    shift = round(lag * hop) if peak > 0.1 else 0
+    shift = round(lag * hop) if peak > 0.1 and value >= MIN_PATTERN_FOR_SHIFT else 0
     if not (q + shift >= 0 and q + shift + n <= nxt.frames):
         shift = 0
     return _Lock(
