@@ -149,6 +149,6 @@ def test_seams_are_within_the_musics_own_spread(render: Render, null_limit: floa
     assert rhythm.inter_beat_deviation <= null_limit + 0.01, rhythm
     assert rhythm.phase_error < 0.05, rhythm
     assert seam.scores.inter_beat_deviation == pytest.approx(rhythm.inter_beat_deviation)
-    # The joined length follows the stated rule, to the frame.
+    # The joined length follows the stated rule, to the frame (the report rounds seconds to 0.1 ms).
     rule = result.to_dict()["length_rule"]
-    assert abs(rule["duration"] - result.audio.duration) < 1.5 / sr
+    assert abs(rule["duration"] - result.audio.duration) < 0.5e-4 + 1.5 / sr
