@@ -152,17 +152,15 @@ def run_bulk(args: argparse.Namespace, settings: Settings) -> int:
     for request in {models[k]: by_key[k] for k in keys}.values():  # each model once
         preload_models(request, settings)
     results = materialize_bulk(instance, store, keys, max_batch=settings.musicgen_max_batch)
-    failed = 0
     for path, request in requests.items():
         key = request.partition_key()
         print(f"== {path} (partition {key})")
-        result = results[key]
-        if not result.success:
-            failed += 1
-            print(f"error: {path}: {_failure(result)}", file=sys.stderr)
+        if not results[key].success:
+            print(f"error: {path}: {_failure(results[key])}", file=sys.stderr)
             continue
         _print_report(store, key, args.json)
-    print(f"bulk: {len(keys) - failed} of {len(keys)} rendered", file=sys.stderr)
+    failed = [key for key in keys if not results[key].success]
+    print(f"bulk: {len(keys) - len(failed)} of {len(keys)} rendered", file=sys.stderr)
     return 1 if failed else 0
 
 
