@@ -113,3 +113,36 @@ def test_renders_follow_a_bulk_run(instance: dg.DagsterInstance) -> None:
     ]
     assert all(r.tags[BULK_RUN_TAG] == "run-bulk_generation" for r in requested)
     assert isinstance(requests_after(RENDER_JOB, {"dagster/partition": "k3"}), dg.SkipReason)
+
+
+def test_ui_backfill_over_selected_partitions_batches_generation(instance: dg.DagsterInstance) -> None:
+    """The UI path: select scene_generation and the soundtrack assets, pick partitions, "Launch backfill".
+    What the backfill daemon launches (Dagster's own planning, on this code location's asset graph):
+    scene_generation as one range run per contiguous stretch of at most 8 partitions (its multi_run
+    policy), every other asset in runs of one partition."""
+    from dagster._core.definitions.automation_tick_evaluation_context import (
+        build_run_requests_with_backfill_policies,
+    )
+    from dagster._core.definitions.events import AssetKeyPartitionKey
+    from dagster._core.definitions.partitions.context import partition_loading_context
+
+    from musicgen_pipeline.definitions import defs
+
+    keys = [f"k{i}" for i in range(10)]
+    instance.add_dynamic_partitions(PARTITIONS_NAME, keys)
+    graph = defs.resolve_asset_graph()
+    assets = [dg.AssetKey("scene_generation"), *[k for k in graph.materializable_asset_keys if k.path[0] in (
+        "soundtrack_request", "scene_segments", "beat_grids", "transition_report")]]  # fmt: skip
+    selected = [k for k in keys if k != "k5"]  # a gap: k5 not selected
+    selection = [AssetKeyPartitionKey(a, k) for a in assets for k in selected]
+    with partition_loading_context(dynamic_partitions_store=instance):
+        runs = build_run_requests_with_backfill_policies(selection, graph, instance)
+    ranges = sorted(
+        (r.tags[PARTITION_RANGE_START_TAG], r.tags[PARTITION_RANGE_END_TAG])
+        for r in runs
+        if set(r.asset_selection or ()) == {dg.AssetKey("scene_generation")}
+    )
+    assert ranges == [("k0", "k4"), ("k6", "k9")]  # contiguous stretches, each one batched step
+    others = [r for r in runs if dg.AssetKey("scene_generation") not in set(r.asset_selection or ())]
+    assert all(r.partition_key in selected for r in others)
+    assert sorted({r.partition_key for r in others}) == sorted(selected)  # every partition, on its own
