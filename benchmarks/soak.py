@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import random
 import signal
@@ -85,13 +86,35 @@ def _is_worker(pid: int) -> bool:
     return b"musicgen_pipeline.launch" in cmd and b"dispatch" not in cmd
 
 
-def _runs(pid: int, run_ids: list[str]) -> str | None:
-    """The run id (one of `run_ids`) worker `pid` executes, if any."""
+def _runs(pid: int, run_ids: list[str], data_dir: Path) -> str | None:
+    """The run id (one of `run_ids`) worker `pid` executes now, if any: the newest pending record
+    naming that pid (a warm worker runs several runs, its command line names only its first)."""
+    wanted = set(run_ids)
+    best: tuple[float, str] | None = None
+    for record in data_dir.glob("outputs/*/runs/*.json"):
+        try:
+            data = json.loads(record.read_text())
+        except (OSError, ValueError):
+            continue
+        if data.get("pid") == pid and data.get("run_id") in wanted:
+            started = float(data.get("started") or 0.0)
+            if best is None or started > best[0]:
+                best = (started, data["run_id"])
+    return best[1] if best else None
+
+
+def _worker_roots(pids: list[int]) -> int:
+    """How many of `pids` are run workers, not counting a worker's own short-lived forks (a child
+    between fork and exec still shows its parent's command line)."""
+    workers = {p for p in pids if _is_worker(p)}
+    return sum(1 for p in workers if _ppid(p) not in workers)
+
+
+def _ppid(pid: int) -> int | None:
     try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
         return None
-    return next((r for r in run_ids if r in cmd), None)
 
 
 def _alive(pid: int) -> bool:
@@ -111,7 +134,7 @@ class Peaks:
 def sample(marker: str, peaks: Peaks, stop: threading.Event) -> None:
     while not stop.wait(0.5):
         pids = [p for p in soak_processes(marker) if _alive(p)]
-        peaks.workers = max(peaks.workers, sum(1 for p in pids if _is_worker(p)))
+        peaks.workers = max(peaks.workers, _worker_roots(pids))
         peaks.processes = max(peaks.processes, len(pids))
         peaks.rss = max(peaks.rss, sum(_rss_bytes(p) for p in pids))
 
@@ -231,6 +254,19 @@ def status(server: Server, job_id: str) -> dict | None:
     return response.json() if response.status_code == 200 else {"status": f"http {response.status_code}"}
 
 
+def unfinished_runs(home: Path, *, wait_seconds: float) -> list[str]:
+    """'<job> <STATUS>' of the instance's runs not finished, after waiting up to `wait_seconds`."""
+    import dagster as dg
+
+    deadline = time.monotonic() + wait_seconds
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        while True:
+            left = [f"{r.job_name} {r.status.value}" for r in instance.get_runs() if not r.is_finished]
+            if not left or time.monotonic() > deadline:
+                return left
+            time.sleep(2.0)
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -287,6 +323,7 @@ def main() -> int:
     lat: dict[str, list[float]] = {"/health": [], "/jobs/{id}": []}
     burst = Burst()
     crashed: dict[str, object] = {}
+    unfinished: list[str] = []
     try:
         server.start()
         # Baseline: one job alone.
@@ -333,14 +370,22 @@ def main() -> int:
                 if s and s["status"] in ("completed", "failed"):
                     done[job_id] = (s["status"], time.monotonic() - burst_at)
             if not crashed and not args.no_crash and any(v[0] == "completed" for v in done.values()):
-                # The worker of a job still running (a finished job's worker may still be refreshing
-                # the catalog): its job must end failed, the others must not notice.
-                running = [j for j in burst.accepted if j not in done]
+                # The worker of a job whose render is under way now (asked, not guessed: a finished
+                # job's worker may still be refreshing the catalog): its job must end failed, the
+                # others must not notice.
+                data_dir = base / "data"
+                running = [
+                    j
+                    for j in burst.accepted
+                    if j not in done and (status(server, j) or {}).get("status") == "running"
+                ]
                 victims = [
-                    p for p in soak_processes(marker) if _is_worker(p) and _alive(p) and _runs(p, running)
+                    p
+                    for p in soak_processes(marker)
+                    if _is_worker(p) and _alive(p) and _runs(p, running, data_dir)
                 ]
                 probing.set()  # latencies are those of the burst, not of the restart
-                victim_job = _runs(victims[0], running) if victims else None
+                victim_job = _runs(victims[0], running, data_dir) if victims else None
                 server.kill()
                 if victims:
                     os.kill(victims[0], signal.SIGKILL)
@@ -351,6 +396,9 @@ def main() -> int:
                 )
                 server.start()
             time.sleep(1.0)
+        # Nothing stuck: every Dagster run of the soak (renders, catalog refreshes) ends, the killed
+        # worker's included, within the reapers' period (the server's every 5 s).
+        unfinished = unfinished_runs(home, wait_seconds=60)
         stop.set()
     finally:
         stop.set()
@@ -373,6 +421,7 @@ def main() -> int:
         ("completed", f"{len(completed)}"),
         ("failed", f"{failed}"),
         ("lost (not final)", f"{lost}"),
+        ("Dagster runs left unfinished", f"{len(unfinished)} {sorted(set(unfinished)) or ''}"),
         ("baseline: one job alone (s)", f"{baseline:.1f}"),
         ("first burst job done (s)", f"{completed[0]:.1f}" if completed else "-"),
         ("median burst job done (s)", f"{statistics.median(completed):.1f}" if completed else "-"),
@@ -398,7 +447,7 @@ def main() -> int:
         print(f"  {name:<{width}}  {value}")
     for err in burst.errors[:5]:
         print(f"  ! {err}")
-    return 0 if lost == 0 and peaks.workers <= args.slots else 1
+    return 0 if lost == 0 and not unfinished and peaks.workers <= args.slots else 1
 
 
 if __name__ == "__main__":
