@@ -377,7 +377,7 @@ def main() -> int:
                 running = [
                     j
                     for j in burst.accepted
-                    if j not in done and (status(server, j) or {}).get("status") == "running"
+                    if j not in done and (status(server, j) or {}).get("status") == "processing"
                 ]
                 victims = [
                     p
