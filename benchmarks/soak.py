@@ -11,8 +11,10 @@ One command: `python benchmarks/soak.py` (defaults: 50 clients, tiny-random mode
    process environment): peak count of run workers, of all processes, peak summed RSS; a prober
    times ``GET /health`` and ``GET /jobs/{id}`` every 0.2 s until the crash.
 4. Crash mid-way: once the first burst job has completed, SIGKILL of the server and of the worker of
-   a job still running; the server is started again on the same data folder. That job must end
-   failed (its worker died), every other one completed.
+   a job in the first part of its render (status ``processing``, progress <= 60 %, found through the
+   pending records: a warm worker runs several jobs); the server is started again on the same data
+   folder. That job must end failed (its worker died), every other one completed, and no Dagster run
+   of the soak may stay unfinished.
 5. Every accepted job is polled until final (completed/failed) or until `--max-seconds`; a job not
    final by then, or unknown to the server, is **lost** (must be 0).
 
@@ -374,27 +376,27 @@ def main() -> int:
                 # job's worker may still be refreshing the catalog): its job must end failed, the
                 # others must not notice.
                 data_dir = base / "data"
-                running = [
-                    j
-                    for j in burst.accepted
-                    if j not in done and (status(server, j) or {}).get("status") == "processing"
-                ]
+                running = []
+                for j in burst.accepted:
+                    view = status(server, j) if j not in done else None
+                    if view and view.get("status") == "processing" and view.get("progress", 100) <= 60:
+                        running.append(j)  # well inside its render, not about to finish
                 victims = [
                     p
                     for p in soak_processes(marker)
                     if _is_worker(p) and _alive(p) and _runs(p, running, data_dir)
                 ]
-                probing.set()  # latencies are those of the burst, not of the restart
                 victim_job = _runs(victims[0], running, data_dir) if victims else None
-                server.kill()
-                if victims:
+                if victim_job and (status(server, victim_job) or {}).get("status") == "processing":
+                    probing.set()  # latencies are those of the burst, not of the restart
+                    server.kill()
                     os.kill(victims[0], signal.SIGKILL)
-                crashed = {"at": time.monotonic() - burst_at, "job": victim_job}
-                print(
-                    f"crash: server and {len(victims[:1])} run worker killed at {crashed['at']:.0f} s",
-                    file=sys.stderr,
-                )
-                server.start()
+                    crashed = {"at": time.monotonic() - burst_at, "job": victim_job}
+                    print(
+                        f"crash: server and the worker of job {victim_job} killed at {crashed['at']:.0f} s",
+                        file=sys.stderr,
+                    )
+                    server.start()
             time.sleep(1.0)
         # Nothing stuck: every Dagster run of the soak (renders, catalog refreshes) ends, the killed
         # worker's included, within the reapers' period (the server's every 5 s).
