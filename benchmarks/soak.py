@@ -287,7 +287,7 @@ def main() -> int:
     parser.add_argument(
         "--slots", type=int, default=2, help="max_concurrent_runs of the instance (default 2)"
     )
-    parser.add_argument("--max-queued", type=int, default=30, help="API_MAX_QUEUED_JOBS (default 30)")
+    parser.add_argument("--max-queued", type=int, default=50, help="API_MAX_QUEUED_JOBS (default 50)")
     parser.add_argument("--scene-seconds", type=float, default=2.0, help="each job: two scenes this long")
     parser.add_argument("--max-seconds", type=float, default=1800, help="bound on the whole soak")
     parser.add_argument("--no-crash", action="store_true", help="skip the server/run kill")
