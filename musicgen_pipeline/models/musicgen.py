@@ -88,6 +88,21 @@ class GenerationRow:
     melody: Audio | None = None
 
 
+TEXT_BUCKET = 64  # prompt tokens: cross-attention keys are padded to a multiple of this
+
+
+def text_bucket(tokens: int) -> int:
+    """The cross-attention length a prompt of `tokens` tokens is padded to, alone or in a batch.
+
+    CPU attention kernels do not give bit-identical results for a different number of (masked) keys:
+    at musicgen-small size a row's logits moved by ~1e-6 when a longer neighbour's prompt padded its
+    keys, enough to flip a sampled code now and then and let the row diverge. With one padded length
+    per bucket, and rows of different buckets in different passes, a row sees exactly the keys it sees
+    alone. Prompts are short (REST and request limits: 500 characters), so nearly all share a bucket.
+    """
+    return max(1, -(-tokens // TEXT_BUCKET)) * TEXT_BUCKET
+
+
 @dataclass
 class _RowState:
     """A row while it is being sampled: its plan, generator, text and the codes kept so far."""
@@ -388,7 +403,8 @@ class MusicGen:
             groups: dict[tuple[int, int], list[_RowState]] = {}
             for s in states:
                 if j < len(s.plan):
-                    text_length = int(s.text.shape[1]) if self.is_melody else 0
+                    n = int(s.text.shape[1])
+                    text_length = n if self.is_melody else text_bucket(n)
                     groups.setdefault((s.plan[j].prompt_frames, text_length), []).append(s)
             passes.extend((j, members) for members in groups.values())
         return passes
@@ -433,8 +449,9 @@ class MusicGen:
         return proj(states) if proj is not None else states
 
     def _set_text(self, members: list[_RowState], cfg: bool) -> None:
-        """Cross-attention condition of a pass: prompts zero-padded to the longest, with a key mask."""
-        length = max(int(s.text.shape[1]) for s in members)
+        """Cross-attention condition of a pass: prompts zero-padded to their shared `text_bucket`
+        length, with a key mask (`_passes` puts only rows of one bucket in a pass)."""
+        length = text_bucket(max(int(s.text.shape[1]) for s in members))
         dim = int(members[0].text.shape[2])
         text = torch.zeros((len(members), length, dim), dtype=members[0].text.dtype, device=self.device)
         mask = torch.zeros((len(members), length), dtype=torch.long, device=self.device)

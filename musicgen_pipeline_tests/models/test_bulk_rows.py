@@ -83,3 +83,44 @@ def test_batch_limit_is_checked():
     mg = get_musicgen("tiny-random", device="cpu", dtype="float32")
     with pytest.raises(InputError, match="max_batch"):
         mg.generate_rows([GenerationRow("x", 1, 1.0)] * 2, max_batch=0)
+
+
+def test_a_row_sees_the_same_attention_keys_alone_and_beside_a_longer_prompt():
+    """At musicgen-small's attention shape (16 heads of 64), CPU attention over a different number of
+    masked text keys moved a row's logits by ~1e-6, enough to flip a sampled code now and then (found
+    by bench_bulk: a continuation row differed from its single render in 18.8 % of its codes). Rows
+    are padded to their prompt's `text_bucket` instead of the longest prompt of the batch."""
+    import torch
+
+    from musicgen_pipeline.models.musicgen import TEXT_BUCKET, MusicGen, _RowState, text_bucket
+    from musicgen_pipeline.models.tiny import musicgen_from_config, musicgen_small_config, tiny_tokenizer
+
+    assert [text_bucket(n) for n in (1, TEXT_BUCKET, TEXT_BUCKET + 1)] == [64, 64, 128]
+    config = musicgen_small_config()
+    config.decoder.num_hidden_layers = 2  # small's attention shape; two layers keep the test quick
+    config.text_encoder.num_layers = 1
+    mg = MusicGen(musicgen_from_config(config), tiny_tokenizer(), model_id="small-2-layers",
+                  device=torch.device("cpu"), dtype=torch.float32, load_seconds=0.0)  # fmt: skip
+    short, longer = "piano", "cinematic orchestral soundtrack with sweeping strings and brass " * 2
+    assert int(mg._text_state(short).shape[1]) < int(mg._text_state(longer).shape[1]) <= TEXT_BUCKET
+
+    def row0_logits(prompts: list[str]) -> list[torch.Tensor]:
+        states = [_RowState(index=i, plan=[], generator=torch.Generator(), text=mg._text_state(p),
+                            melody=None, history=None) for i, p in enumerate(prompts)]  # fmt: skip
+        rows, k = len(prompts), mg.model.decoder.config.num_codebooks
+        codes = torch.randint(0, 2048, (1, k, 40), generator=torch.Generator().manual_seed(0)).repeat(
+            rows, 1, 1
+        )
+        with torch.inference_mode():
+            mg._set_text(states, cfg=True)
+            mg.fast.allocate(rows * 2, 48)
+            out = [
+                mg.fast.forward(mg.fast.embed_codes(torch.cat([codes, codes])), 0)
+            ]  # a continuation's prefill
+            for s in range(4):  # then steps
+                out.append(mg.fast.step(torch.cat([codes[:, :, s]] * 2), 40 + s))
+        return [o[[0, rows]] for o in out]  # row 0's conditional and unconditional logits
+
+    alone, beside = row0_logits([short]), row0_logits([short, longer])
+    for a, b in zip(alone, beside, strict=True):
+        assert torch.equal(a, b), float((a - b).abs().max())
