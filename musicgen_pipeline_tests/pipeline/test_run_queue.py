@@ -184,6 +184,11 @@ def test_render_detach_waits_for_a_run_slot_and_a_detached_dispatcher_starts_it(
 
 
 def _dispatcher_pids(data_dir: Path) -> list[int]:
+    return _launch_pids(data_dir, b"dispatch")
+
+
+def _launch_pids(data_dir: Path, first_arg: bytes) -> list[int]:
+    """PIDs of ``python -m musicgen_pipeline.launch FIRST_ARG ...`` processes of this data folder."""
     out = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -193,7 +198,7 @@ def _dispatcher_pids(data_dir: Path) -> list[int]:
             env = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if b"musicgen_pipeline.launch\0dispatch" in cmd and f"MUSICGEN_DATA={data_dir}".encode() in env:
+        if b"musicgen_pipeline.launch\0" + first_arg in cmd and f"MUSICGEN_DATA={data_dir}".encode() in env:
             out.append(int(entry.name))
     return out
 
@@ -287,18 +292,4 @@ def test_warm_workers_run_queued_renders_in_one_process_up_to_the_bound(
 
 
 def _live_workers(data_dir: Path) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes()
-            env = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if (
-            b"musicgen_pipeline.launch\0render_soundtrack" in cmd
-            and f"MUSICGEN_DATA={data_dir}".encode() in env
-        ):
-            out.append(int(entry.name))
-    return out
+    return _launch_pids(data_dir, b"render_soundtrack")
