@@ -8,6 +8,7 @@ answer is computed in a worker thread (torch is imported once) and reused for `H
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from musicgen_pipeline.models.ids import TINY_DEMUCS_ID, TINY_IDS
 from musicgen_pipeline.settings import Settings
 
 HEALTH_TTL_SECONDS = 30.0
+_log = logging.getLogger(__name__)
 _cache: dict[tuple[str, str, str], tuple[float, Health]] = {}
 _lock = threading.Lock()
 
@@ -31,7 +33,8 @@ def musicgen_available(model_id: str) -> bool:
         from huggingface_hub import try_to_load_from_cache
 
         return isinstance(try_to_load_from_cache(model_id, "config.json"), str)
-    except Exception:
+    except Exception as exc:  # the answer is "not available here"; the reason goes to the log
+        _log.warning("health: cannot tell whether MusicGen %r is cached: %s", model_id, exc)
         return False
 
 
@@ -47,7 +50,8 @@ def demucs_available(name: str) -> bool:
         return False
     try:
         return bool(demucs._remote_cached(name) or demucs._hf_cached(name))
-    except Exception:
+    except Exception as exc:  # the answer is "not available here"; the reason goes to the log
+        _log.warning("health: cannot tell whether Demucs %r is cached: %s", name, exc)
         return False
 
 
@@ -61,7 +65,8 @@ def _compute(settings: Settings) -> Health:
     mps = bool(mps_backend is not None and mps_backend.is_available())
     try:
         device = resolve_device(settings.device).type
-    except Exception:
+    except Exception as exc:  # a configured device this machine lacks: report what jobs would fall to
+        _log.warning("health: MUSICGEN_DEVICE=%r cannot be used here: %s", settings.device, exc)
         device = "cuda" if gpu else "mps" if mps else "cpu"
     return Health(
         device=device,

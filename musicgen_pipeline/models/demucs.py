@@ -20,6 +20,7 @@ deterministic.
 
 from __future__ import annotations
 
+import logging
 import math
 import socket
 import threading
@@ -73,7 +74,8 @@ def _hf_cached(name: str) -> bool:
         from huggingface_hub import scan_cache_dir
 
         return any(name in repo.repo_id for repo in scan_cache_dir().repos)
-    except Exception:
+    except Exception as exc:  # no readable Hugging Face cache: not cached; the reason goes to the log
+        logging.getLogger(__name__).warning("cannot scan the Hugging Face cache for %r: %s", name, exc)
         return False
 
 
