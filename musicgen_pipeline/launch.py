@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from musicgen_pipeline import pool_wait, run_health
+from musicgen_pipeline.errors import InputError
 from musicgen_pipeline.instance import dagster_home
 from musicgen_pipeline.naming import (
     BULK_JOB,
@@ -651,8 +652,10 @@ def _run_waiting(
             break
         _log_to(store.files(run.key).run_log(run.run_id))
         if run.args[0] == RENDER_JOB:
-            with contextlib.suppress(Exception):  # an unreadable request fails in its run, not here
-                release_musicgen(keep=store.load_request(run.key).model or default_model)
+            model = default_model
+            with contextlib.suppress(InputError, OSError, ValueError):  # unreadable: its run says why
+                model = store.load_request(run.key).model or default_model
+            release_musicgen(keep=model)
         ok = _run_worker_args(instance, store, run.args) and ok
     return ok
 
