@@ -55,7 +55,14 @@ from musicgen_pipeline.naming import (
     run_tags,
 )
 from musicgen_pipeline.partition_store import PartitionStore
-from musicgen_pipeline.run_queue import Dispatcher, QueuedRun, QueueFull, RunQueue, ensure_dispatcher
+from musicgen_pipeline.run_queue import (
+    Dispatcher,
+    QueuedRun,
+    QueueFull,
+    RunQueue,
+    ensure_dispatcher,
+    worker_thread_env,
+)
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -287,7 +294,10 @@ def dispatcher(store: PartitionStore, queue: RunQueue) -> Dispatcher:
     """The dispatcher of `queue`: starts each waiting run as a detached worker holding a run slot."""
 
     def spawn(run: QueuedRun, slot_fd: int) -> int:
-        return spawn_detached(store, run.key, run.run_id, run.args, slot_fd=slot_fd, **run.record)
+        threads = worker_thread_env(dict(os.environ), queue.limit)
+        return spawn_detached(
+            store, run.key, run.run_id, run.args, slot_fd=slot_fd, extra_env=threads, **run.record
+        )
 
     return Dispatcher(queue, spawn, lambda run: store.pending_run(run.run_id) is not None)
 
@@ -324,17 +334,20 @@ def spawn_detached(
     args: list[str],
     *,
     slot_fd: int | None = None,
+    extra_env: dict[str, str] | None = None,
     **record: Any,
 ) -> int:
     """Run ``python -m musicgen_pipeline.launch <args>`` for run `run_id` of partition `key` in its own
     session (it outlives the caller), logging to ``outputs/<key>/runs/<run_id>.log`` and leaving the
     pending record ``<run_id>.json`` (pid, start time, `record`) that the watcher reads until the run
-    exists. `slot_fd` (a run slot's lock, see `run_queue`) stays open in the worker for its lifetime.
+    exists. `slot_fd` (a run slot's lock, see `run_queue`) stays open in the worker for its lifetime;
+    `extra_env` is added to the worker's environment (the dispatcher's CPU thread share).
     A daemon thread reaps the child when it ends, so a long-lived caller (the REST server) keeps no
     zombies; it never blocks the caller. Returns the child's pid."""
     files = store.files(key)
     env = dict(os.environ, DAGSTER_HOME=str(dagster_home(store.outputs_dir.parent)))
     env.pop(SLOT_FD_ENV, None)
+    env.update(extra_env or {})
     if slot_fd is not None:
         env[SLOT_FD_ENV] = str(slot_fd)  # the worker holds a slot: it may run waiting runs after its own
     with files.run_log(run_id).open("ab") as log:

@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from musicgen_pipeline.run_queue import Dispatcher, QueuedRun, QueueFull, RunQueue
+from musicgen_pipeline.run_queue import (
+    Dispatcher,
+    QueuedRun,
+    QueueFull,
+    RunQueue,
+    worker_thread_env,
+    worker_threads,
+)
 
 
 class SleepWorkers:
@@ -152,6 +159,8 @@ def test_render_detach_waits_for_a_run_slot_and_a_detached_dispatcher_starts_it(
 
     monkeypatch.setenv("MUSICGEN_MODEL", "tiny-random")
     monkeypatch.setenv("RUN_QUEUE", "local")
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")  # the operator's own choice is kept
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # unset: the worker gets the cores' share
     home = Path(os.environ["DAGSTER_HOME"])
     yaml = (home / "dagster.yaml").read_text(encoding="utf-8")
     (home / "dagster.yaml").write_text(yaml.replace("max_concurrent_runs: 4", "max_concurrent_runs: 1"))
@@ -176,11 +185,25 @@ def test_render_detach_waits_for_a_run_slot_and_a_detached_dispatcher_starts_it(
             while queue.entries() and time.monotonic() < deadline:
                 time.sleep(0.5)
             assert queue.entries() == [] and store.pending_run(run_id) is not None
+            worker_env = _environ(_worker_pids(store, run_id)[0])
+            assert worker_env.get("OMP_NUM_THREADS") == str(worker_threads(1))  # one slot: every core
+            assert worker_env.get("MKL_NUM_THREADS") == "3"
             assert launch.cancel(instance, store, queue, run_id, "test over")
         finally:
             for pid in _dispatcher_pids(data_dir) + _worker_pids(store, run_id):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
+def test_slot_workers_share_the_cores_instead_of_each_taking_all() -> None:
+    assert [worker_threads(slots, cpus=16) for slots in (1, 2, 4, 32)] == [16, 8, 4, 1]
+    assert worker_thread_env({}, 4)["OMP_NUM_THREADS"] == str(worker_threads(4))
+    assert worker_thread_env({"OMP_NUM_THREADS": "5"}, 4)["OMP_NUM_THREADS"] == "5"
 
 
 def _dispatcher_pids(data_dir: Path) -> list[int]:
