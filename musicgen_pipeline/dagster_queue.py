@@ -8,7 +8,8 @@ Kubernetes pod with a GPU). Without a live daemon this project's own queue (`run
 
 - `daemon_queue_live(instance)`: the instance queues runs (`QueuedRunCoordinator`) and its queue daemon
   sent a heartbeat recently.
-- `submit(instance, job_name, key, run_id, tags, location_name)`: create the run as the UI's launchpad
+- `submit(instance, job_name, key, run_id, tags, location_name)`: create the run (of partition `key`, or
+  with `key` None of what its tags say, e.g. a bulk run's partition range) as the UI's launchpad
   would (job and plan snapshots from this code location, the code location's name for the daemon's
   workspace, the Python origin for the run worker) and enqueue it. ``location_name`` must be the name
   the daemon's workspace gives this code location (``musicgen_pipeline`` in the shipped
@@ -41,12 +42,13 @@ def daemon_queue_live(instance: dg.DagsterInstance) -> bool:
 def submit(
     instance: dg.DagsterInstance,
     job_name: str,
-    key: str,
+    key: str | None,
     run_id: str,
     tags: dict[str, str],
     location_name: str,
 ) -> str:
-    """Create run `run_id` of `job_name` for partition `key` and put it in the daemon's queue."""
+    """Create run `run_id` of `job_name` for partition `key` (None: no single partition, e.g. a bulk
+    run over the partition range its `tags` name) and put it in the daemon's queue."""
     from dagster._core.definitions.reconstruct import ReconstructableRepository
     from dagster._core.remote_origin import (
         RegisteredCodeLocationOrigin,
@@ -67,7 +69,7 @@ def submit(
     run = instance.create_run_for_job(
         job_def=job,
         run_id=run_id,
-        tags={**tags, "dagster/partition": key},
+        tags={**tags, "dagster/partition": key} if key is not None else tags,
         remote_job_origin=origin,
         job_code_origin=recon.get_reconstructable_job(job_name).get_python_origin(),
     )

@@ -46,7 +46,7 @@ from typing import Any
 
 from musicgen_pipeline import safe_json
 from musicgen_pipeline.errors import InputError
-from musicgen_pipeline.naming import RENDER_JOB, SOURCE_TAG, run_tags
+from musicgen_pipeline.naming import RENDER_JOB, run_tags
 from musicgen_pipeline.partition_store import PartitionStore
 from musicgen_pipeline.request import (
     Problem,
@@ -207,7 +207,7 @@ def _run_request(request: SoundtrackRequest, key: str, source: str) -> PlannedRu
         run_key=key,
         partition_key=key,
         job_name=RENDER_JOB,
-        tags={**run_tags(request), SOURCE_TAG: source},
+        tags=run_tags(request, source=source),
     )
 
 

@@ -49,6 +49,7 @@ from musicgen_pipeline.errors import InputError
 from musicgen_pipeline.instance import dagster_home
 from musicgen_pipeline.naming import (
     BULK_JOB,
+    BULK_KEYS_TAG,
     CATALOG_JOB,
     PARTITIONS_NAME,
     RENDER_JOB,
@@ -87,11 +88,13 @@ def materialize(
     key: str,
     *,
     run_id: str | None = None,
+    bulk_run: str | None = None,
     raise_on_error: bool = False,
     log_level: str = "INFO",
 ) -> dg.ExecuteInProcessResult:
     """Materialize every asset of partition `key` in this process, then refresh the catalog.
 
+    The run carries `naming.run_tags` of the request (`bulk_run`: the id of the bulk run it follows).
     `log_level` is the console's (the instance's event log records everything regardless).
     """
     request = store.load_request(key)
@@ -103,12 +106,46 @@ def materialize(
             instance=instance,
             partition_key=key,
             run_id=run_id,
-            tags={**run_tags(request), **run_health.worker_tags()},
+            tags={**run_tags(request, bulk_run=bulk_run), **run_health.worker_tags()},
             raise_on_error=raise_on_error,
         )
     if result.success:
         refresh_catalog(instance, log_level=log_level)
     return result
+
+
+def bulk_chunks_of(
+    instance: dg.DagsterInstance, store: PartitionStore, keys: list[str], max_batch: int
+) -> list[list[str]]:
+    """`keys` (registered partitions) cut into bulk runs (`bulk_plan.bulk_chunks`: contiguous in the
+    partitions' insertion order, one model, at most `max_batch`)."""
+    from musicgen_pipeline.bulk_plan import bulk_chunks
+
+    order = instance.get_dynamic_partitions(PARTITIONS_NAME)
+    model_of = {key: store.load_request(key).model or "" for key in keys}
+    return bulk_chunks(order, keys, model_of, max_batch)
+
+
+def execute_bulk(
+    instance: dg.DagsterInstance,
+    keys: list[str],
+    *,
+    run_id: str | None = None,
+    log_level: str = "INFO",
+) -> dg.ExecuteInProcessResult:
+    """Run the bulk generation job over `keys` (one chunk of `bulk_chunks_of`) in this process."""
+    from musicgen_pipeline.bulk_plan import bulk_tags
+
+    job = _definitions().resolve_job_def(BULK_JOB)
+    pool_wait.install()
+    with run_health.Reaper(instance):
+        return job.execute_in_process(
+            run_config=_console(log_level),
+            instance=instance,
+            run_id=run_id,
+            tags={**bulk_tags(keys), **run_health.worker_tags()},
+            raise_on_error=False,
+        )
 
 
 def bulk_generate(
@@ -120,25 +157,9 @@ def bulk_generate(
     log_level: str = "INFO",
 ) -> list[dg.ExecuteInProcessResult]:
     """Run the bulk generation job in this process over `keys` (registered partitions): one run per
-    chunk of `bulk_plan.bulk_chunks` (contiguous, one model, at most `max_batch` partitions)."""
-    from musicgen_pipeline.bulk_plan import bulk_chunks, bulk_tags
-
-    order = instance.get_dynamic_partitions(PARTITIONS_NAME)
-    model_of = {key: store.load_request(key).model or "" for key in keys}
-    job = _definitions().resolve_job_def(BULK_JOB)
-    pool_wait.install()
-    results = []
-    for chunk in bulk_chunks(order, keys, model_of, max_batch):
-        with run_health.Reaper(instance):
-            results.append(
-                job.execute_in_process(
-                    run_config=_console(log_level),
-                    instance=instance,
-                    tags={**bulk_tags(chunk), **run_health.worker_tags()},
-                    raise_on_error=False,
-                )
-            )
-    return results
+    chunk of `bulk_chunks_of`."""
+    chunks = bulk_chunks_of(instance, store, keys, max_batch)
+    return [execute_bulk(instance, chunk, log_level=log_level) for chunk in chunks]
 
 
 def materialize_bulk(
@@ -149,11 +170,17 @@ def materialize_bulk(
     max_batch: int,
     log_level: str = "INFO",
 ) -> dict[str, dg.ExecuteInProcessResult]:
-    """Render `keys` as one bulk: their scenes generated together (`bulk_generate`), then each
-    partition's own render run (`materialize`), which finds its scenes made. One result per key; a
-    request that failed in the bulk pass fails its own render only."""
-    bulk_generate(instance, store, keys, max_batch=max_batch, log_level=log_level)
-    return {key: materialize(instance, store, key, log_level=log_level) for key in keys}
+    """Render `keys` as one bulk: their scenes generated together (one bulk run per chunk of
+    `bulk_chunks_of`), then each partition's own render run (`materialize`, tagged with its bulk run),
+    which finds its scenes made. One result per key; a request that failed in the bulk pass fails its
+    own render only."""
+    bulk_of: dict[str, str] = {}
+    for chunk in bulk_chunks_of(instance, store, keys, max_batch):
+        run_id = execute_bulk(instance, chunk, log_level=log_level).run_id
+        bulk_of.update(dict.fromkeys(chunk, run_id))
+    return {
+        key: materialize(instance, store, key, bulk_run=bulk_of[key], log_level=log_level) for key in keys
+    }
 
 
 def refresh_catalog(instance: dg.DagsterInstance, *, log_level: str = "WARNING") -> dg.ExecuteInProcessResult:
@@ -271,6 +298,63 @@ def start_job_detached(
     return run_id
 
 
+@dataclass(frozen=True)
+class DetachedBulk:
+    """A bulk run started detached (`start_bulk_detached`) and the render runs that follow it."""
+
+    run_id: str  # the bulk_generation run over `keys`
+    keys: list[str]
+    renders: dict[str, str]  # partition key -> its render run's id; {} when the daemon's sensors start them
+
+    @property
+    def by_sensor(self) -> bool:
+        return not self.renders
+
+
+def start_bulk_detached(
+    instance: dg.DagsterInstance,
+    store: PartitionStore,
+    keys: list[str],
+    *,
+    max_batch: int,
+    queue: RunQueue | None = None,
+    policy: QueuePolicy = QueuePolicy(),
+) -> list[DetachedBulk]:
+    """Start `keys` (registered partitions) as bulk runs (one per chunk of `bulk_chunks_of`) for
+    detached workers, each partition's own render run following its bulk run; return at once.
+
+    With the Dagster daemon's run queue (`policy`): the bulk runs join that queue and the sensors
+    ``render_after_bulk`` / ``render_after_failed_bulk`` start the render runs when a bulk run ends
+    (their ids are known only then: tag ``musicgen/bulk_run``). Otherwise each bulk run waits in this
+    project's run queue like any detached run, and its worker runs the bulk job and then, in the same
+    process and slot, each partition's render run under the id chosen here (also after a failed bulk run,
+    as the sensors do): no daemon needed, and no render starts before its scenes are generated. Until a
+    render run exists its pending record says it waits for its bulk run (`RunWatcher`)."""
+    from musicgen_pipeline import dagster_queue
+    from musicgen_pipeline.bulk_plan import bulk_tags
+
+    daemon = policy.uses_daemon(instance)
+    started = []
+    for chunk in bulk_chunks_of(instance, store, keys, max_batch):
+        run_id = str(uuid.uuid4())
+        if daemon:
+            dagster_queue.submit(instance, BULK_JOB, None, run_id, bulk_tags(chunk), policy.code_location)
+            started.append(DetachedBulk(run_id, chunk, {}))
+            continue
+        renders = {key: str(uuid.uuid4()) for key in chunk}
+        for key, render_id in renders.items():  # known to the watcher before the bulk's worker starts
+            store.write_pending_run(key, render_id, {"run_id": render_id, "partition": key, AFTER: run_id})
+        args = [BULK_JOB, chunk[0], run_id, json.dumps(bulk_tags(chunk)), json.dumps(renders)]
+        run = QueuedRun(run_id, chunk[0], args, {"job": BULK_JOB, "keys": chunk})
+        _enqueue(instance, store, queue, run, bounded=policy.max_queued is not None)
+        started.append(DetachedBulk(run_id, chunk, renders))
+    return started
+
+
+# In the pending record of a render run that a bulk worker runs after its bulk run: that run's id.
+AFTER = "after"
+
+
 def _enqueue(
     instance: dg.DagsterInstance,
     store: PartitionStore,
@@ -318,6 +402,11 @@ def cancel(
     if instance.get_run_by_id(run_id) is not None:
         return run_health.terminate(instance, run_id, reason)
     pending = store.pending_run(run_id)
+    if pending and pending.get(AFTER):  # waits for its bulk run, in that run's worker: it is skipped
+        store.write_pending_run(
+            pending["partition"], run_id, {**pending, "canceled": True, "error": f"canceled: {reason}"}
+        )
+        return True
     if pending and pending.get("pid") and _pid_alive(int(pending["pid"])):
         os.kill(int(pending["pid"]), signal.SIGTERM)  # its worker has not created the run yet
         store.write_pending_run(
@@ -556,6 +645,8 @@ class RunWatcher:
                 partition=pending.get("partition"),
                 error=pending.get("error"),
             )
+        if "pid" not in pending:
+            return self._after_bulk(run_id, pending)
         alive = _pid_alive(int(pending["pid"]))
         if not alive and self.instance.get_run_by_id(run_id) is not None:
             return self.progress(run_id)  # the worker created the run and ended since the first read
@@ -566,6 +657,28 @@ class RunWatcher:
             error=None
             if alive
             else "the run process exited before the run started (see its log under outputs/<partition>/runs/)",
+        )
+
+    def _after_bulk(self, run_id: str, pending: dict[str, Any]) -> RunProgress:
+        """A render run that waits for the bulk run it follows, whose worker has not claimed it yet."""
+        bulk_id = str(pending.get(AFTER))
+        bulk = self.progress(bulk_id)
+        partition = pending.get("partition")
+        if bulk is not None and not bulk.final:
+            return RunProgress(run_id, "queued", partition=partition, queue_position=bulk.queue_position)
+        again = self.store.pending_run(run_id)
+        if again is not None and ("pid" in again or again.get("canceled")):
+            return self.progress(run_id)  # claimed (or canceled) since the first read
+        state = bulk.status if bulk is not None else "gone"
+        if state == "canceled":
+            return RunProgress(
+                run_id, "canceled", partition=partition, error=f"canceled: bulk run {bulk_id} was"
+            )
+        return RunProgress(
+            run_id,
+            "failed",
+            partition=partition,
+            error=f"bulk run {bulk_id} ended ({state}) before this run started",
         )
 
     def wait(self, run_id: str, *, poll_seconds: float = 1.0, on_change: Any = None) -> RunProgress | None:
@@ -612,9 +725,9 @@ def _main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     if argv == ["dispatch"]:
         return _dispatch_main()
-    if len(argv) not in (3, 4):
+    if len(argv) not in (3, 4, 5):
         print(
-            "usage: python -m musicgen_pipeline.launch JOB_NAME PARTITION_KEY RUN_ID [TAGS_JSON]\n"
+            "usage: python -m musicgen_pipeline.launch JOB_NAME PARTITION_KEY RUN_ID [TAGS_JSON [RENDERS_JSON]]\n"
             "       python -m musicgen_pipeline.launch dispatch",
             file=sys.stderr,
         )
@@ -632,12 +745,44 @@ def _main(argv: list[str]) -> int:
 
 
 def _run_worker_args(instance: dg.DagsterInstance, store: PartitionStore, argv: list[str]) -> bool:
-    """Run what a worker's arguments (``JOB PARTITION_KEY RUN_ID [TAGS_JSON]``) name; True on success."""
+    """Run what a worker's arguments (``JOB PARTITION_KEY RUN_ID [TAGS_JSON [RENDERS_JSON]]``) name; True
+    on success. A bulk run's (`start_bulk_detached`) name its partitions in TAGS_JSON and the render runs
+    that follow it in RENDERS_JSON."""
     job_name, key, run_id = argv[:3]
-    tags = json.loads(argv[3]) if len(argv) == 4 else {}
+    tags = json.loads(argv[3]) if len(argv) >= 4 else {}
+    if job_name == BULK_JOB:
+        return _run_bulk_and_renders(
+            instance, store, run_id, tags, json.loads(argv[4]) if len(argv) == 5 else {}
+        )
     if job_name == RENDER_JOB:
         return materialize(instance, store, key, run_id=run_id).success
     return execute_job(instance, job_name, key, run_id, tags)
+
+
+def _run_bulk_and_renders(
+    instance: dg.DagsterInstance,
+    store: PartitionStore,
+    run_id: str,
+    tags: dict[str, str],
+    renders: dict[str, str],
+) -> bool:
+    """A detached bulk: bulk run `run_id`, then each partition's render run (`renders`: key -> run id)
+    in this process, in order, whatever the bulk run's outcome (what it did not generate, a render
+    generates alone and fails alone); a render run canceled meanwhile is skipped. True when all succeed."""
+    from musicgen_pipeline.bulk_plan import parse_keys
+
+    for key, render_id in renders.items():  # this process runs them: the watcher now follows its pid
+        pending = store.pending_run(render_id) or {}
+        if not pending.get("canceled"):
+            record = {"run_id": render_id, "partition": key, "pid": os.getpid(), "started": time.time()}
+            store.write_pending_run(key, render_id, {**record, AFTER: run_id})
+    ok = execute_bulk(instance, parse_keys(tags.get(BULK_KEYS_TAG)), run_id=run_id).success
+    for key, render_id in renders.items():
+        if (store.pending_run(render_id) or {}).get("canceled"):
+            continue
+        _log_to(store.files(key).run_log(render_id))
+        ok = materialize(instance, store, key, run_id=render_id, bulk_run=run_id).success and ok
+    return ok
 
 
 def _run_waiting(

@@ -35,6 +35,15 @@ PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
-def run_tags(request: SoundtrackRequest) -> dict[str, str]:
-    """Tags of a render run of `request` (what the UI filters by)."""
-    return {RUN_KEY_TAG: request.content_hash()[:16], SCENES_TAG: str(len(request.scenes))}
+def run_tags(
+    request: SoundtrackRequest, *, source: str | None = None, bulk_run: str | None = None
+) -> dict[str, str]:
+    """Tags of a render run of `request` (what the UI filters by): its request hash and scene count, and
+    when given where it came from (`source`: an inbox file, a catalogue row, a bulk run) and the bulk run
+    it follows (`bulk_run`: its run id). Every launcher of a render run takes its tags from here."""
+    tags = {RUN_KEY_TAG: request.content_hash()[:16], SCENES_TAG: str(len(request.scenes))}
+    if source is not None:
+        tags[SOURCE_TAG] = source
+    if bulk_run is not None:
+        tags[BULK_RUN_TAG] = bulk_run
+    return tags

@@ -8,7 +8,10 @@ fails fails alone (the exit status is 1 when any failed).
 
 The run executes in this process against the configured Dagster instance (DAGSTER_HOME; when unset,
 ``$MUSICGEN_DATA/dagster_home``), so it shows in the UI afterwards. ``--detach`` starts it in a
-background process instead and prints the run id (``--wait`` then follows it to the end).
+background process instead and prints the run id (``--wait`` then follows it to the end). With several
+files ``--detach`` prints the bulk run's id and each request's render run id (`launch.start_bulk_detached`:
+the renders follow the bulk run in its worker, or, under a Dagster daemon, by the sensor
+``render_after_bulk``, whose runs are found by their ``musicgen/bulk_run`` tag).
 """
 
 from __future__ import annotations
@@ -136,8 +139,6 @@ def run_bulk(args: argparse.Namespace, settings: Settings) -> int:
     from musicgen_pipeline.instance import get_instance, register_request
     from musicgen_pipeline.launch import materialize_bulk
 
-    if args.detach:
-        raise InputError("render --detach takes one request file (several files render as one bulk run here)")
     store = PartitionStore(settings.outputs_dir)
     requests = {str(path): _load(path, args.model, settings) for path in args.request}
     check_free_space_for(settings, f"bulk render of {len(requests)} requests")
@@ -149,19 +150,99 @@ def run_bulk(args: argparse.Namespace, settings: Settings) -> int:
         f"{len(keys)} partition(s) registered for one bulk run; instance {instance.root_directory}",
         file=sys.stderr,
     )
+    if args.detach:
+        return _detach_bulk(args, settings, instance, store, keys, requests)
     for request in {models[k]: by_key[k] for k in keys}.values():  # each model once
         preload_models(request, settings)
     results = materialize_bulk(instance, store, keys, max_batch=settings.musicgen_max_batch)
+    outcomes = {key: None if results[key].success else _failure(results[key]) for key in keys}
+    return _print_bulk(store, requests, outcomes, args.json)
+
+
+def _print_bulk(
+    store: PartitionStore, requests: dict[str, Any], errors: dict[str, str | None], as_json: bool
+) -> int:
+    """Each request's report (or its error, `errors[key]`) under ``== FILE (partition KEY)``; 1 when
+    any failed."""
     for path, request in requests.items():
         key = request.partition_key()
         print(f"== {path} (partition {key})")
-        if not results[key].success:
-            print(f"error: {path}: {_failure(results[key])}", file=sys.stderr)
+        if errors[key] is not None:
+            print(f"error: {path}: {errors[key]}", file=sys.stderr)
             continue
-        _print_report(store, key, args.json)
-    failed = [key for key in keys if not results[key].success]
-    print(f"bulk: {len(keys) - len(failed)} of {len(keys)} rendered", file=sys.stderr)
+        _print_report(store, key, as_json)
+    failed = [key for key, error in errors.items() if error is not None]
+    print(f"bulk: {len(errors) - len(failed)} of {len(errors)} rendered", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _detach_bulk(
+    args: argparse.Namespace,
+    settings: Settings,
+    instance: Any,
+    store: PartitionStore,
+    keys: list[str],
+    requests: dict[str, Any],
+) -> int:
+    """``render --detach A.json B.json ...``: the bulk run(s) and each request's render run detached;
+    prints their ids (``--wait``: follows them and prints each report)."""
+    from musicgen_pipeline.launch import QueuePolicy, RunWatcher, start_bulk_detached
+    from musicgen_pipeline.naming import BULK_RUN_TAG
+
+    paths: dict[str, str] = {}
+    for path, request in requests.items():
+        paths.setdefault(request.partition_key(), path)
+    policy = QueuePolicy(mode=settings.run_queue, code_location=settings.dagster_code_location)
+    bulks = start_bulk_detached(instance, store, keys, max_batch=settings.musicgen_max_batch, policy=policy)
+    for bulk in bulks:
+        print(f"bulk run {bulk.run_id} started: scenes of {len(bulk.keys)} request(s) generated together")
+        for key, run_id in bulk.renders.items():
+            print(f"run {run_id} started ({paths[key]}, partition {key}; after bulk run {bulk.run_id[:8]})")
+        if bulk.by_sensor:
+            print(
+                f"  render runs of {', '.join(bulk.keys)}: started by the sensor render_after_bulk when it ends "
+                f"(tag {BULK_RUN_TAG}={bulk.run_id})"
+            )
+    print(
+        f"watch them under Runs in the UI on instance {instance.root_directory}; logs in "
+        f"{store.outputs_dir}/<partition>/runs/<run id>.log",
+        file=sys.stderr,
+    )
+    if not args.wait:
+        return 0
+    watcher = RunWatcher(instance, store)
+    render_ids: dict[str, str] = {}
+    for bulk in bulks:
+        progress = _follow(watcher, bulk.run_id)
+        print(f"bulk run {bulk.run_id} {progress.status}", file=sys.stderr)
+        render_ids.update(bulk.renders or _sensor_renders(instance, bulk.run_id, bulk.keys))
+    errors: dict[str, str | None] = {}
+    for key in keys:
+        if key not in render_ids:
+            errors[key] = "no render run followed its bulk run (is the sensor render_after_bulk running?)"
+            continue
+        progress = _follow(watcher, render_ids[key])
+        ok = progress.status == "succeeded"
+        errors[key] = None if ok else f"run {render_ids[key]} {progress.status}: {progress.error}"
+    return _print_bulk(store, requests, errors, args.json)
+
+
+def _sensor_renders(instance: Any, bulk_id: str, keys: list[str], timeout: float = 120.0) -> dict[str, str]:
+    """The render runs the daemon's sensors started after bulk run `bulk_id` (partition key -> run id),
+    waiting up to `timeout` seconds for all of them to exist."""
+    import time
+
+    import dagster as dg
+
+    from musicgen_pipeline.naming import BULK_RUN_TAG
+
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={BULK_RUN_TAG: bulk_id}))
+        found = {run.tags.get("dagster/partition"): run.run_id for run in runs}
+        if set(keys) <= found.keys() or time.monotonic() > deadline:
+            return {key: found[key] for key in keys if key in found}
+        time.sleep(2.0)
 
 
 def check_free_space_for(settings: Settings, what: str) -> None:

@@ -10,6 +10,9 @@ The two run-status sensors watch every job of the code location, the asset graph
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import dagster as dg
 
 from musicgen_pipeline.bulk_plan import bulk_chunks, bulk_tags, keys_of_run, order_by_model
@@ -17,7 +20,7 @@ from musicgen_pipeline.defs import jobs
 from musicgen_pipeline.defs.partitions import soundtrack_partitions
 from musicgen_pipeline.inbox import PlannedRun, cursor_text, cursor_time, process_inbox
 from musicgen_pipeline.instance import ensure_pools
-from musicgen_pipeline.naming import BULK_JOB, BULK_RUN_TAG, CATALOG_JOB, RENDER_JOB, SOURCE_TAG
+from musicgen_pipeline.naming import BULK_JOB, BULK_RUN_TAG, CATALOG_JOB, RENDER_JOB, SOURCE_TAG, run_tags
 from musicgen_pipeline.partition_store import PartitionStore
 from musicgen_pipeline.resources import SettingsResource
 from musicgen_pipeline.settings import Settings
@@ -113,17 +116,48 @@ def only_the_request(run: dg.DagsterRun) -> bool:
     return set(run.asset_selection or ()) == {REQUEST_ASSET} and PARTITION_TAG in run.tags
 
 
+def _after_runs(
+    name: str,
+    request_job: dg.UnresolvedAssetJobDefinition | dg.JobDefinition,
+    description: str,
+    *,
+    status: dg.DagsterRunStatus = dg.DagsterRunStatus.SUCCESS,
+    interval: int = 5,
+) -> Callable[[Callable[..., Any]], dg.RunStatusSensorDefinition]:
+    """The decorator of a run-status sensor of this code location: watches every job's runs reaching
+    `status`, requests runs of `request_job`, on by default."""
+    return dg.run_status_sensor(
+        name=name,
+        run_status=status,
+        request_job=request_job,
+        minimum_interval_seconds=interval,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=description,
+    )
+
+
+def render_run_tags(
+    store: PartitionStore, key: str, *, source: str, bulk_run: str | None = None
+) -> dict[str, str]:
+    """A sensor-launched render run's tags: `naming.run_tags` of the partition's request (as the inbox's
+    render runs carry them); only `source` / `bulk_run` when its request cannot be read (the render
+    then fails saying why)."""
+    try:
+        return run_tags(store.load_request(key), source=source, bulk_run=bulk_run)
+    except (OSError, ValueError):  # InputError included
+        tags = {SOURCE_TAG: source}
+        return {**tags, BULK_RUN_TAG: bulk_run} if bulk_run else tags
+
+
 def build_catalog_sensor(
     catalog_job: dg.UnresolvedAssetJobDefinition | dg.JobDefinition,
 ) -> dg.RunStatusSensorDefinition:
-    @dg.run_status_sensor(
-        name="catalog_after_render",
-        run_status=dg.DagsterRunStatus.SUCCESS,
-        request_job=catalog_job,
-        minimum_interval_seconds=10,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"Refreshes the catalog table after every successful run that rendered soundtracks: "
+    @_after_runs(
+        "catalog_after_render",
+        catalog_job,
+        f"Refreshes the catalog table after every successful run that rendered soundtracks: "
         f"{RENDER_JOB} runs and runs launched from the asset graph that include transition_report.",
+        interval=10,
     )
     def catalog_after_render(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
         run = context.dagster_run
@@ -137,17 +171,16 @@ def build_catalog_sensor(
 def build_render_after_request_sensor(
     render_job: dg.UnresolvedAssetJobDefinition | dg.JobDefinition,
 ) -> dg.RunStatusSensorDefinition:
-    @dg.run_status_sensor(
-        name="render_after_request",
-        run_status=dg.DagsterRunStatus.SUCCESS,
-        request_job=render_job,
-        minimum_interval_seconds=5,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Materializing soundtrack_request alone (the UI's Materialize on that asset, with a new "
+    @_after_runs(
+        "render_after_request",
+        render_job,
+        "Materializing soundtrack_request alone (the UI's Materialize on that asset, with a new "
         f"partition and the request in its config) renders nothing else: this starts {RENDER_JOB} for that "
         "partition, so the soundtrack follows.",
     )
-    def render_after_request(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
+    def render_after_request(
+        context: dg.RunStatusSensorContext, settings: SettingsResource
+    ) -> dg.RunRequest | dg.SkipReason:
         run = context.dagster_run
         if not only_the_request(run):
             return dg.SkipReason(f"run {run.run_id[:8]} ({run.job_name}) was not a lone soundtrack_request")
@@ -157,7 +190,7 @@ def build_render_after_request_sensor(
             run_key=f"render-after-{run.run_id}",
             partition_key=key,
             job_name=RENDER_JOB,
-            tags={SOURCE_TAG: f"ui (after run {run.run_id[:8]})"},
+            tags=render_run_tags(settings.store, key, source=f"ui (after run {run.run_id[:8]})"),
         )
 
     return render_after_request
@@ -167,20 +200,21 @@ def build_render_after_bulk_sensor(
     render_job: dg.UnresolvedAssetJobDefinition | dg.JobDefinition, status: dg.DagsterRunStatus
 ) -> dg.RunStatusSensorDefinition:
     """After a bulk run (success, or failure: whatever it did not generate, each render generates alone),
-    one render run per partition it covered."""
+    one render run per partition it covered, tagged as every render run of its request is
+    (`render_run_tags`) plus the bulk run it follows."""
     name = "render_after_bulk" if status == dg.DagsterRunStatus.SUCCESS else "render_after_failed_bulk"
 
-    @dg.run_status_sensor(
-        name=name,
-        run_status=status,
-        request_job=render_job,
-        minimum_interval_seconds=5,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"After a {BULK_JOB} run ({status.value.lower()}), starts {RENDER_JOB} for each partition it "
+    @_after_runs(
+        name,
+        render_job,
+        f"After a {BULK_JOB} run ({status.value.lower()}), starts {RENDER_JOB} for each partition it "
         "covered: each request's own assets, files, metadata and checks (its scenes are made already; what "
         "the bulk did not make, the render generates alone and fails alone).",
+        status=status,
     )
-    def render_after_bulk(context: dg.RunStatusSensorContext) -> list[dg.RunRequest] | dg.SkipReason:
+    def render_after_bulk(
+        context: dg.RunStatusSensorContext, settings: SettingsResource
+    ) -> list[dg.RunRequest] | dg.SkipReason:
         run = context.dagster_run
         if run.job_name != BULK_JOB:
             return dg.SkipReason(f"run {run.run_id[:8]} ({run.job_name}) is not a bulk run")
@@ -189,12 +223,13 @@ def build_render_after_bulk_sensor(
         context.log.info(
             f"bulk run {run.run_id[:8]} {status.value.lower()}: rendering {len(keys)} partition(s)"
         )
+        source = f"bulk run {run.run_id[:8]}"
         return [
             dg.RunRequest(
                 run_key=f"{run.run_id}:{key}",
                 partition_key=key,
                 job_name=RENDER_JOB,
-                tags={SOURCE_TAG: f"bulk run {run.run_id[:8]}", BULK_RUN_TAG: run.run_id},
+                tags=render_run_tags(settings.store, key, source=source, bulk_run=run.run_id),
             )
             for key in keys
         ]

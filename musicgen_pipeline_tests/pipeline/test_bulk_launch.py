@@ -13,6 +13,8 @@ import pytest
 
 from musicgen_pipeline.bulk_plan import bulk_chunks, bulk_tags, keys_of_run, order_by_model, parse_keys
 from musicgen_pipeline.defs.sensors import build_inbox_sensor, build_render_after_bulk_sensor
+from musicgen_pipeline.inbox import _run_request
+from musicgen_pipeline.instance import register_request
 from musicgen_pipeline.naming import (
     BULK_JOB,
     BULK_KEYS_TAG,
@@ -21,7 +23,11 @@ from musicgen_pipeline.naming import (
     PARTITION_RANGE_START_TAG,
     PARTITIONS_NAME,
     RENDER_JOB,
+    RUN_KEY_TAG,
+    SCENES_TAG,
+    SOURCE_TAG,
 )
+from musicgen_pipeline.partition_store import PartitionStore
 from musicgen_pipeline.request import parse_request
 from musicgen_pipeline.resources import SettingsResource
 from musicgen_pipeline_tests.pipeline.conftest import three_scene_request, write_json
@@ -92,8 +98,12 @@ def test_inbox_tick_splits_models_and_chunks_at_the_batch_limit(
         assert order[order.index(keys[0]) : order.index(keys[-1]) + 1] == keys
 
 
-def test_renders_follow_a_bulk_run(instance: dg.DagsterInstance) -> None:
-    instance.add_dynamic_partitions(PARTITIONS_NAME, ["k1", "k2", "k3"])
+def test_renders_follow_a_bulk_run_tagged_as_every_render_of_their_request(
+    instance: dg.DagsterInstance, store: PartitionStore
+) -> None:
+    requests = [parse_request(three_scene_request(seed=s)) for s in (1, 2)]
+    k1, k2 = (register_request(instance, store, r) for r in requests)
+    instance.add_dynamic_partitions(PARTITIONS_NAME, ["k3"])
     sensor = build_render_after_bulk_sensor(dg.define_asset_job(RENDER_JOB), dg.DagsterRunStatus.SUCCESS)
 
     def requests_after(job_name: str, tags: dict[str, str]) -> list[dg.RunRequest] | dg.SkipReason:
@@ -103,15 +113,23 @@ def test_renders_follow_a_bulk_run(instance: dg.DagsterInstance) -> None:
             dagster_instance=instance,
             dagster_run=run,
             dagster_event=dg.DagsterEvent(event_type_value="PIPELINE_SUCCESS", job_name=job_name),
+            resources={"settings": SettingsResource()},
         )
         return sensor(context)
 
-    requested = requests_after(BULK_JOB, bulk_tags(["k1", "k2"]))
+    requested = requests_after(BULK_JOB, bulk_tags([k1, k2]))
     assert [(r.partition_key, r.job_name, r.run_key) for r in requested] == [
-        ("k1", RENDER_JOB, "run-bulk_generation:k1"),
-        ("k2", RENDER_JOB, "run-bulk_generation:k2"),
+        (k1, RENDER_JOB, f"run-bulk_generation:{k1}"),
+        (k2, RENDER_JOB, f"run-bulk_generation:{k2}"),
     ]
-    assert all(r.tags[BULK_RUN_TAG] == "run-bulk_generation" for r in requested)
+    # the tags an inbox-launched render run of the same request carries, plus the bulk run it follows
+    for run_request, request in zip(requested, requests, strict=True):
+        inbox_tags = _run_request(request, request.partition_key(), "r.json").tags
+        assert run_request.tags[BULK_RUN_TAG] == "run-bulk_generation"
+        assert {k: v for k, v in run_request.tags.items() if k != BULK_RUN_TAG}.keys() == inbox_tags.keys()
+        assert run_request.tags[RUN_KEY_TAG] == inbox_tags[RUN_KEY_TAG] == request.content_hash()[:16]
+        assert run_request.tags[SCENES_TAG] == inbox_tags[SCENES_TAG] == "3"
+        assert run_request.tags[SOURCE_TAG] == "bulk run run-bulk"
     assert isinstance(requests_after(RENDER_JOB, {"dagster/partition": "k3"}), dg.SkipReason)
 
 

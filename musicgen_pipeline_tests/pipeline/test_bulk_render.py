@@ -31,7 +31,7 @@ from musicgen_pipeline.cli import main
 from musicgen_pipeline.launch import bulk_generate
 from musicgen_pipeline.media import read_exact
 from musicgen_pipeline.models.musicgen import MusicGen
-from musicgen_pipeline.naming import BULK_JOB, BULK_KEYS_TAG, RENDER_JOB
+from musicgen_pipeline.naming import BULK_JOB, BULK_KEYS_TAG, RENDER_JOB, run_tags
 from musicgen_pipeline.partition_store import PartitionStore
 from musicgen_pipeline.request import parse_request
 from musicgen_pipeline_tests.pipeline.conftest import make_home, write_json
@@ -156,6 +156,9 @@ def test_each_request_is_its_own_partition_with_bulk_metadata(renders: dict) -> 
     assert parse_keys(bulk_run.tags[BULK_KEYS_TAG]) == keys
     runs = instance.get_runs(filters=dg.RunsFilter(job_name=RENDER_JOB))
     assert sorted(r.tags["dagster/partition"] for r in runs) == sorted(keys)  # one render run each
+    for run in runs:  # tagged as every render run of its request, plus the bulk run it follows
+        request = {k: r for k, r in zip(keys, (A, B, C), strict=True)}[run.tags["dagster/partition"]]
+        assert run_tags(request, bulk_run=bulk_run.run_id).items() <= run.tags.items()
     assert not instance.get_runs(filters=dg.RunsFilter(job_name=BULK_JOB))[-1].tags.get("dagster/partition")
     for key in keys:
         records = instance.fetch_materializations(
