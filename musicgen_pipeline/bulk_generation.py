@@ -27,19 +27,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from musicgen_pipeline.defs.assets.scene_segments import (
     Attempt,
     SegmentGenerator,
     _accepted_path,
-    _attempt_files,
     _load_attempts,
     _load_generated,
     cut_generated,
+    save_attempt,
     seed_for,
 )
-from musicgen_pipeline.media import write_exact
 
 
 @dataclass
@@ -257,20 +254,4 @@ def _persist(row: _Row, result: Any, batch: int, model: Any) -> None:
     gen = row.job.gen
     if gen.seconds[row.scene] < row.duration:
         result = cut_generated(result, gen.seconds[row.scene], model)
-    wav, codes, meta = _attempt_files(gen.state, row.scene, row.attempt)
-    write_exact(wav, result.audio)
-    np.save(codes, result.codes)
-    record = Attempt(
-        scene=row.scene,
-        attempt=row.attempt,
-        seed=result.seed,
-        prompt=result.prompt,
-        seconds=float(result.seconds),
-        batch=batch,
-        model_id=result.model_id,
-        scores=None,
-        passed=None,
-        failures=0,
-        badness=0.0,
-    )
-    meta.write_text(json.dumps(record.to_dict(), indent=2), encoding="utf-8")
+    save_attempt(gen.state, row.scene, row.attempt, result, batch)

@@ -88,6 +88,29 @@ def _attempt_files(state: Path, scene: int, attempt: int) -> tuple[Path, Path, P
     return stem.with_suffix(".wav"), stem.with_name(stem.name + ".codes.npy"), stem.with_suffix(".json")
 
 
+def save_attempt(state: Path, scene: int, attempt: int, result: Any, batch: int) -> Attempt:
+    """Write a generated attempt of `scene` (its audio, codes and record, not judged yet) where the
+    generation state keeps it; `batch`: the rows of the model call that made it. Its record."""
+    wav, codes, meta = _attempt_files(state, scene, attempt)
+    write_exact(wav, result.audio)
+    np.save(codes, result.codes)
+    record = Attempt(
+        scene=scene,
+        attempt=attempt,
+        seed=result.seed,
+        prompt=result.prompt,
+        seconds=float(result.seconds),
+        batch=batch,
+        model_id=result.model_id,
+        scores=None,
+        passed=None,
+        failures=0,
+        badness=0.0,
+    )
+    meta.write_text(json.dumps(record.to_dict(), indent=2), encoding="utf-8")
+    return record
+
+
 def _load_attempts(state: Path, scene: int) -> list[Attempt]:
     out = [
         Attempt(**json.loads(p.read_text(encoding="utf-8")))
@@ -239,25 +262,8 @@ class SegmentGenerator:
             for i, result in zip(group, results, strict=True):
                 if self.seconds[i] < duration:
                     result = cut_generated(result, self.seconds[i], self.model)
-                a = attempt_of[i]
-                wav, codes, meta = _attempt_files(self.state, i, a)
-                write_exact(wav, result.audio)
-                np.save(codes, result.codes)
-                record = Attempt(
-                    scene=i,
-                    attempt=a,
-                    seed=result.seed,
-                    prompt=result.prompt,
-                    seconds=float(result.seconds),
-                    batch=len(group),
-                    model_id=result.model_id,
-                    scores=None,
-                    passed=None,
-                    failures=0,
-                    badness=0.0,
-                )
-                meta.write_text(json.dumps(record.to_dict(), indent=2), encoding="utf-8")
-                self.generated_now.add((i, a))
+                save_attempt(self.state, i, attempt_of[i], result, len(group))
+                self.generated_now.add((i, attempt_of[i]))
 
     def judge(self, record: Attempt, previous_audio: Audio | None) -> Attempt:
         """Score the attempt's seam into the previous scene (once; stored in its json)."""
