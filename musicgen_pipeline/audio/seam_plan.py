@@ -19,9 +19,11 @@ from musicgen_pipeline.audio.io import Audio
 from musicgen_pipeline.audio.phase_lock import (
     ENVELOPE_RATE,
     CrossfadeLevel,
+    beat_accents,
     fine_lag,
     onset_envelopes,
     pattern_score,
+    strong_parity,
 )
 from musicgen_pipeline.audio.rhythm import BeatGrid, octave_ratio
 from musicgen_pipeline.audio.seam_options import TransitionOptions
@@ -132,6 +134,27 @@ DIP_PREFERENCE_DB = 0.5
 # half-time groove into a rock one, 0.16-0.26 on the realistic pairs) the cross-correlation's peak is an
 # accident of hats and chords, and following it moved the seam 23-27 ms off the beat (phase 0.07-0.14).
 MIN_PATTERN_FOR_SHIFT = 0.3
+# How much of each side next to the overlap decides which of its beats carry the strong attacks.
+ACCENT_CONTEXT_SECONDS = 8.0
+
+
+def _strong_beats(audio: Audio, beats: np.ndarray, lo: int, hi: int) -> set[int] | None:
+    """The beats (frames) within [lo, hi) that carry the strong attacks when the grid counts twice the
+    felt pulse there (`phase_lock.strong_parity`), else None."""
+    near = beats[(beats >= lo) & (beats < hi)]
+    parity = strong_parity(beat_accents(audio.samples, audio.sample_rate, near))
+    return None if parity is None else {int(b) for b in near[parity::2]}
+
+
+def _same_level(
+    pairs: list[tuple[float, int, int]], strong_p: set[int] | None, strong_n: set[int] | None
+) -> list[tuple[float, int, int]]:
+    """The candidate pairs that put a strong beat on a strong beat (and a weak one on a weak one) when
+    both sides' grids count twice their felt pulse; all of them otherwise (or when none would)."""
+    if strong_p is None or strong_n is None:
+        return pairs
+    kept = [c for c in pairs if (c[1] in strong_p) == (c[2] in strong_n)]
+    return kept or pairs
 
 
 def _phase_lock(
@@ -146,9 +169,10 @@ def _phase_lock(
     next_grid: BeatGrid,
     options: TransitionOptions,
 ) -> _Lock:
-    """Choose which beats meet (prev's start within one beat of `p0`, nxt's among `n_ok`) by the
-    agreement of their onset patterns over the overlap (and, among equally good ones, the level the
-    crossfade keeps), then shift nxt's start by the residual offset of the two sides' onsets
+    """Choose which beats meet (prev's start within one beat of `p0`, nxt's among `n_ok`): strong beat
+    on strong beat when both grids count twice the felt pulse (`_same_level`), then by the agreement of
+    their onset patterns over the overlap (and, among equally good ones, the level the crossfade
+    keeps), then shift nxt's start by the residual offset of the two sides' onsets
     (`phase_lock.fine_lag`). Unchanged when the tempi differ."""
     sr = prev.sample_rate
     rate, _ = octave_ratio(next_grid.bpm, prev_grid.bpm)
@@ -178,7 +202,10 @@ def _phase_lock(
     def score(p: int, q: int) -> float:
         return pattern_score(window(env_p, p_lo, p), window(env_n, n_lo, q))
 
-    scored = [(score(p, q), p, q) for p in p_cands for q in n_cands]
+    context = round(ACCENT_CONTEXT_SECONDS * sr)
+    strong_p = _strong_beats(prev, _beats_frames(prev_grid, sr), p0 - context, p0 + n)
+    strong_n = _strong_beats(nxt, _beats_frames(next_grid, sr), n0, n0 + n + context)
+    scored = _same_level([(score(p, q), p, q) for p in p_cands for q in n_cands], strong_p, strong_n)
     top = max(c[0] for c in scored)
     level = CrossfadeLevel(prev.samples, nxt.samples, sr, options.curve)
 

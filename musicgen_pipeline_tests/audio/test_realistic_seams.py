@@ -118,6 +118,32 @@ def test_phase_lock_corrects_a_grid_that_is_off(render: Render) -> None:
     assert max(starts) - min(starts) <= 0.001 * sr
 
 
+def test_half_time_grooves_read_at_double_tempo_meet_beat_on_beat(render: Render) -> None:
+    # 70 and 76 BPM half-time grooves: both read at 140/152 (the tracker's beats are their eighths:
+    # kick, snare and bass on the quarters, a soft hi-hat between). The seam must put quarter on
+    # quarter; an eighth on a quarter moves the backbeat by half a beat, which a tracker at the eighth
+    # level cannot see (every eighth still meets an eighth). Judged against the scores' own beats.
+    sa, sb = PAIRS["70-76 slow"]
+    a, b = render(sa), render(sb)
+    ga, gb = analyze_beats(a), analyze_beats(b)
+    assert abs(ga.bpm / (2 * sa.bpm) - 1) < 0.01 and abs(gb.bpm / (2 * sb.bpm) - 1) < 0.01
+    b2, gb2 = align_segment(b, gb, ga.bpm, time_map=True)
+    rate = octave_ratio(gb.bpm, ga.bpm)[0]
+    plan = plan_transition(a, ga, b2, gb2, TransitionOptions(stem_aware=False))
+    sr = a.sample_rate
+    # nxt's score beats in the joined track's time (the stretch is even: b does not drift).
+    centre = (plan.prev_start + plan.overlap_frames / 2) / sr
+    theirs = (plan.prev_start - plan.next_start) / sr + sb.beat_times() / rate
+    ours = sa.beat_times()
+
+    def phase(beats: np.ndarray) -> float:
+        i = int(np.searchsorted(beats, centre))
+        return (centre - beats[i - 1]) / (beats[i] - beats[i - 1])
+
+    offset = (phase(theirs) - phase(ours) + 0.5) % 1.0 - 0.5
+    assert abs(offset) < 0.03, f"nxt's quarters are {offset:+.3f} of a quarter off prev's"
+
+
 def test_time_map_takes_the_drift_out(render: Render) -> None:
     song = PAIRS["100-96 drifting"][0]  # 100 -> 104 BPM over 32 s
     clip = render(song)
