@@ -225,7 +225,9 @@ def get_settings(environ: Mapping[str, str] | None = None) -> Settings:
     Call it only at entry points (CLI commands, the REST app, the configuration resource of a run);
     everything below them receives the values.
     """
-    from musicgen_pipeline.audio.rhythm import MAX_STRETCH  # the audio core's default, written once
+    # The audio core's defaults, written once there (the rhythm limits: how they were chosen).
+    from musicgen_pipeline.audio.rhythm import MAX_STRETCH
+    from musicgen_pipeline.audio.seam_rhythm import INTER_BEAT_DEVIATION_MAX, PHASE_ERROR_MAX
 
     e = os.environ if environ is None else environ
     stem_source = env_str("STEM_SOURCE", "demucs", e).lower()
@@ -259,9 +261,9 @@ def get_settings(environ: Mapping[str, str] | None = None) -> Settings:
         chroma_correlation_min=env_float("CHROMA_CORRELATION_MIN", 0.5, environ=e),
         energy_ratio_max=env_float("ENERGY_RATIO_MAX", 2.0, minimum=1.0, environ=e),
         inter_beat_deviation_max=env_float(
-            "INTER_BEAT_DEVIATION_MAX", 0.06, minimum=0.0, maximum=1.0, environ=e
+            "INTER_BEAT_DEVIATION_MAX", INTER_BEAT_DEVIATION_MAX, minimum=0.0, maximum=1.0, environ=e
         ),
-        phase_error_max=env_float("PHASE_ERROR_MAX", 0.1, minimum=0.0, maximum=0.5, environ=e),
+        phase_error_max=env_float("PHASE_ERROR_MAX", PHASE_ERROR_MAX, minimum=0.0, maximum=0.5, environ=e),
         max_tempo_stretch=env_float("MAX_TEMPO_STRETCH", MAX_STRETCH, minimum=0.0, maximum=0.5, environ=e),
         use_stem_aware_crossfade=env_bool("USE_STEM_AWARE_CROSSFADE", True, e),
         stem_source=stem_source,

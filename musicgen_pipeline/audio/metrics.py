@@ -21,9 +21,10 @@ begin where it ends.
   `CHROMA_CONTEXT_SECONDS` (8 s, several bars: a key, not a single chord) before the overlap and after it.
   Harmonic (key) continuity.
 - **Energy ratio** (< 2.0 passes): louder / quieter RMS of the before and after windows (>= 1; 2.0 = 6 dB).
-- **Inter-beat deviation** (<= 0.06 passes) and **phase error** (<= 0.1 beat passes): rhythm across the
+- **Inter-beat deviation** (<= 0.08 passes) and **phase error** (<= 0.05 beat passes): rhythm across the
   seam (`seam_rhythm`: the largest departure of an inter-beat interval touching the seam from the median
-  beat; the two sides' beat grids' phase difference). Not judged (None) where there is no pulse.
+  beat; the two sides' beat grids' phase difference). Not judged (None) where there is no pulse. The
+  limits sit just above unjoined music's own spread (`seam_rhythm.INTER_BEAT_DEVIATION_MAX`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import numpy as np
 from scipy import ndimage
 
 from musicgen_pipeline.audio.io import Audio
-from musicgen_pipeline.audio.seam_rhythm import seam_rhythm
+from musicgen_pipeline.audio.seam_rhythm import INTER_BEAT_DEVIATION_MAX, PHASE_ERROR_MAX, seam_rhythm
 from musicgen_pipeline.audio.window import Window
 
 CONTEXT_SECONDS = 3.0
@@ -56,14 +57,15 @@ class QualityThresholds:
     """Pass/fail limits of the scores. The defaults are the documented ones; an entry point that reads
     settings (MFCC_SIMILARITY_MIN, SPECTRAL_FLUX_MAX, CHROMA_CORRELATION_MIN, ENERGY_RATIO_MAX,
     INTER_BEAT_DEVIATION_MAX, PHASE_ERROR_MAX) builds its own and passes it down: nothing in `audio/`
-    reads settings. Rhythm limits: a fraction of the beat period (0.06 = 6 %) and beats."""
+    reads settings. Rhythm limits: a fraction of the beat period (0.08 = 8 %) and beats, set from
+    the music's own spread (`seam_rhythm.INTER_BEAT_DEVIATION_MAX`)."""
 
     mfcc_similarity_min: float = 0.7
     spectral_flux_max: float = 100.0
     chroma_correlation_min: float = 0.5
     energy_ratio_max: float = 2.0
-    inter_beat_deviation_max: float = 0.06
-    phase_error_max: float = 0.1
+    inter_beat_deviation_max: float = INTER_BEAT_DEVIATION_MAX
+    phase_error_max: float = PHASE_ERROR_MAX
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
