@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
 from musicgen_pipeline.audio.io import Audio
 from musicgen_pipeline.audio.rhythm import (
+    ANALYSIS_RATE,
+    HOP,
     BeatGrid,
+    _choose_metrical_level,
     align_segment,
     analyze_beats,
     beat_f_measure,
@@ -16,6 +21,7 @@ from musicgen_pipeline.audio.rhythm import (
     stretch_to_tempo,
 )
 from musicgen_pipeline.audio.synth import beat_times, click_track, synth_song, tone
+from musicgen_pipeline_tests.realistic_music import PAIRS, RealisticSong
 
 
 @pytest.mark.parametrize("bpm", [90, 120, 140])
@@ -151,3 +157,87 @@ def test_tempo_drift_is_followed_not_straightened() -> None:
     errors = np.array([np.min(np.abs(grid.beat_times - t)) for t in truth])
     assert errors.max() < 0.01
     assert grid.bpm == pytest.approx(115, rel=0.02)  # the average tempo
+
+
+def _onsets(seconds: float, events: list[tuple[float, float]]) -> np.ndarray:
+    """An onset envelope at the tracker's frame rate: a 3-frame bump of each (time, strength)."""
+    rate = ANALYSIS_RATE / HOP
+    env = np.full(round(seconds * rate), 0.02)
+    for t, strength in events:
+        i = round(t * rate)
+        if 1 <= i < env.size - 1:
+            env[i - 1 : i + 2] += strength * np.array([0.5, 1.0, 0.5])
+    return env
+
+
+def _groove_140(seconds: float) -> list[tuple[float, float]]:
+    """A 140 BPM rock bar: kick/snare on every beat, hi-hat eighths, a chord push on the "and" of 3."""
+    p = 60.0 / 140
+    events = []
+    for k in range(int(seconds / p)):
+        events += [(k * p, 1.0), (k * p + p / 2, 0.3)]
+        if k % 4 == 2:
+            events.append((k * p + p / 2, 0.9))
+    return events
+
+
+def _hats_3_against_2(seconds: float) -> list[tuple[float, float]]:
+    """A 93.3 BPM pulse (a kick on every beat) under a hi-hat every 2/3 of a beat: 3 against 2, a
+    140 BPM pulse of soft attacks that meets a kick only every third of its beats."""
+    p = 60.0 / 93.33
+    events = [(k * p, 1.0) for k in range(int(seconds / p))]
+    events += [(k * p * 2 / 3, 0.375) for k in range(int(seconds / (p * 2 / 3)))]
+    return events
+
+
+@pytest.mark.parametrize(
+    ("events", "read_as", "expected"),
+    [
+        (_groove_140, 140 * 2 / 3, 140.0),  # x3/2: the tempogram's 3:2 relative of a 140 groove
+        (_groove_140, 140.0, 140.0),  # read right: stays
+        (_hats_3_against_2, 140.0, 93.33),  # x2/3: the hats' 140 pulse
+        (_hats_3_against_2, 93.33, 93.33),  # read right: stays
+    ],
+)
+def test_metrical_level_moves_a_3_2_reading_onto_the_attacks(
+    events: Callable[[float], list[tuple[float, float]]], read_as: float, expected: float
+) -> None:
+    onset = _onsets(16.0, events(16.0))
+    assert _choose_metrical_level(onset, read_as) == pytest.approx(expected, rel=0.01)
+
+
+def test_hats_3_against_2_do_not_make_a_93_bpm_pulse_140() -> None:
+    """End to end (x2/3): librosa's tempogram reads a 93.3 BPM kick under hi-hats 3 against 2 as
+    the hats' 140 BPM; the beat is where the strong attacks are."""
+    import librosa
+
+    sr = 22050
+    t = np.arange(round(0.03 * sr)) / sr
+    y = np.zeros(16 * sr)
+    for time, strength in _hats_3_against_2(15.9):
+        click = strength * np.exp(-t / 0.006) * np.sin(2 * np.pi * (1000.0 if strength > 0.5 else 4000.0) * t)
+        i = round(time * sr)
+        y[i : i + t.size] += 0.8 * click
+    y = y.astype(np.float32)
+    onset = librosa.onset.onset_strength(y=y, sr=sr, hop_length=HOP, aggregate=np.median)
+    tempogram = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=onset, sr=sr, hop_length=HOP))[0])
+    assert tempogram == pytest.approx(140.0, rel=0.02)  # the 3:2 reading this test is about
+    assert analyze_beats(Audio(y, sr)).bpm == pytest.approx(93.33, rel=0.01)
+
+
+def test_a_140_bpm_clip_is_not_read_as_94(render_song: Callable[[RealisticSong], Audio]) -> None:
+    """End to end (x3/2), realistic: the dance pair's 140 BPM rock clip, whose chord push on the "and"
+    of 3 makes librosa's tempogram read ~94 BPM (every 1.5 beats)."""
+    import librosa
+
+    song = PAIRS["140-128 dance"][0]
+    clip = render_song(song)
+    y = clip.mono()
+    if clip.sample_rate != ANALYSIS_RATE:
+        y = librosa.resample(y, orig_sr=clip.sample_rate, target_sr=ANALYSIS_RATE)
+    onset = librosa.onset.onset_strength(y=y, sr=ANALYSIS_RATE, hop_length=HOP, aggregate=np.median)
+    tempogram = float(
+        np.atleast_1d(librosa.feature.tempo(onset_envelope=onset, sr=ANALYSIS_RATE, hop_length=HOP))[0]
+    )
+    assert tempogram == pytest.approx(song.bpm * 2 / 3, rel=0.03)
+    assert analyze_beats(clip).bpm == pytest.approx(song.bpm, rel=0.01)
