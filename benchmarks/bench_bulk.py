@@ -1,8 +1,10 @@
 """Bulk rendering: N requests rendered as N single runs vs as one bulk run, through the pipeline.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_bulk.py [--counts 2,4,8] [--scenes 2]
-        [--seconds 6] [--repeats 2] [--size small|tiny] [--max-batch 8] [--level pipeline|model]
-        [--quality-loop] [--threads N]
+        [--seconds 6] [--repeats 2] [--size small|medium|tiny] [--max-batch 8] [--level pipeline|model]
+        [--quality-loop] [--threads N] [--device auto|cpu|cuda] [--dtype auto|float32|float16|bfloat16]
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_bulk.py --level model --sweep [--batches 1,2,4,8]
+        [--size medium] [--device cuda] [--seconds 10] [--repeats 2]
 
 Each request is `--scenes` scenes of `--seconds` s with token-level continuation (scene k continues the
 codes of scene k-1), its own prompts and seed. `--level pipeline` (default), each side on a fresh data
@@ -15,7 +17,19 @@ must be byte-identical (checked, printed). `--level model`: the same generation 
 directly (scene by scene per request vs scene k of every request per `generate_rows` call).
 
 Model: the released musicgen-small architecture with random weights (nothing downloaded), fp32 on CPU,
-guidance 3, top-k 250; `--size tiny` for a smoke run. The quality loop is off unless `--quality-loop`
+guidance 3, top-k 250; `--size tiny` for a smoke run, `--size medium` (musicgen-medium's 48-layer
+decoder) for a GPU. `--device auto` takes CUDA at the model level when there is one (then fp16 unless
+`--dtype`; the model layer compiles its decoding step there). The pipeline level runs on CPU only
+(`MUSICGEN_DEVICE=cpu`).
+
+`--sweep` (model level; the GPU half of the issue's benchmark): tokens per second against batch size. For
+each batch size b (`--batches`, default 1, 2, 4, ... up to `--max-batch`, i.e. MUSICGEN_MAX_BATCH) one
+`generate_rows` call of b fresh rows of `--seconds` s (different prompts and seeds) is timed (CUDA
+synchronised; an untimed call per b first, so compilation and CUDA-graph capture are not counted;
+repeats interleaved across b, the fastest kept). Tokens = rows x frames x codebooks. It prints per b the
+wall seconds, tokens/s, the speed-up over b = 1, the gain over the previous b and (CUDA) the peak memory,
+then where throughput stops growing (the first b whose gain over the previous is under 10 %) or that it
+still grows at the largest b. The quality loop is off unless `--quality-loop`
 (random weights fail seams at random: regeneration counts would dominate), stems are the DSP splitter
 (no Demucs) and the requests are neither beat-aligned nor tempo-matched (no generation margins), so the
 comparison is about generation; everything else every render does (beats, seams, mix, loudness,
@@ -40,7 +54,12 @@ import torch
 
 from musicgen_pipeline.models.musicgen import GeneratedAudio, GenerationRow, MusicGen
 from musicgen_pipeline.models.params import GenerationParams
-from musicgen_pipeline.models.tiny import musicgen_from_config, musicgen_small_config, tiny_musicgen
+from musicgen_pipeline.models.tiny import (
+    musicgen_from_config,
+    musicgen_medium_config,
+    musicgen_small_config,
+    tiny_musicgen,
+)
 
 PROMPTS = [
     "calm piano at dawn",
@@ -85,6 +104,66 @@ def render_bulk(
         for r, result in enumerate(mg.generate_rows(rows, params=PARAMS, max_batch=max_batch)):
             out[r].append(result)
     return out
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def batch_call(mg: MusicGen, b: int, seconds: float) -> float:
+    """Wall seconds of one `generate_rows` call of `b` fresh rows (other prompts and seeds), synchronised."""
+    rows = [GenerationRow(f"{PROMPTS[r % len(PROMPTS)]}, take {r}", 7000 + r, seconds) for r in range(b)]
+    sync(mg.device)
+    start = time.perf_counter()
+    mg.generate_rows(rows, params=PARAMS, max_batch=b)
+    sync(mg.device)
+    return time.perf_counter() - start
+
+
+GROWTH_MIN = 0.10  # a doubling of the batch that adds less throughput than this: it stopped growing
+
+
+def sweep(mg: MusicGen, batches: list[int], seconds: float, repeats: int) -> list[dict]:
+    """Tokens per second per batch size (interleaved repeats, fastest kept); see the module docstring."""
+    cuda = mg.device.type == "cuda"
+    for b in batches:  # warm-up: kernels, the compiled step and its CUDA graph for this batch shape
+        batch_call(mg, b, seconds)
+    best = dict.fromkeys(batches, float("inf"))
+    peak = dict.fromkeys(batches, 0.0)
+    for _ in range(repeats):
+        for b in batches:
+            if cuda:
+                torch.cuda.reset_peak_memory_stats(mg.device)
+            best[b] = min(best[b], batch_call(mg, b, seconds))
+            if cuda:
+                peak[b] = max(peak[b], torch.cuda.max_memory_allocated(mg.device) / 2**30)
+    frames = round(seconds * mg.frame_rate)
+    rows = []
+    for b in batches:
+        tokens = b * frames * mg.num_codebooks
+        rows.append({"batch": b, "wall": best[b], "tokens_per_s": tokens / best[b], "peak_gib": peak[b]})
+    return rows
+
+
+def print_sweep(rows: list[dict]) -> None:
+    base = rows[0]["tokens_per_s"] / rows[0]["batch"]  # per row at the smallest batch
+    print(f"\n{'batch':>6}{'wall s':>9}{'tokens/s':>11}{'x one row':>11}{'gain':>8}{'peak GiB':>10}")
+    stop = None
+    for i, row in enumerate(rows):
+        gain = row["tokens_per_s"] / rows[i - 1]["tokens_per_s"] - 1 if i else float("nan")
+        if i and stop is None and gain < GROWTH_MIN:
+            stop = (rows[i - 1]["batch"], row["batch"], gain)
+        gain_text = f"{gain:+.0%}" if i else "-"
+        peak = f"{row['peak_gib']:.2f}" if row["peak_gib"] else "-"  # measured on CUDA only
+        print(f"{row['batch']:>6}{row['wall']:>9.2f}{row['tokens_per_s']:>11.0f}"
+              f"{row['tokens_per_s'] / base:>10.2f}x{gain_text:>8}{peak:>10}")  # fmt: skip
+    if stop is not None:
+        print(f"\nthroughput stops growing at batch {stop[0]}: batch {stop[1]} adds {stop[2]:+.0%} "
+              f"(under {GROWTH_MIN:.0%})")  # fmt: skip
+    else:
+        print(f"\nthroughput still grows at batch {rows[-1]['batch']} (every step added >= {GROWTH_MIN:.0%}): "
+              "larger batches may pay where memory allows")  # fmt: skip
 
 
 def timed(fn):
@@ -168,14 +247,33 @@ def render_pipeline(n: int, args: argparse.Namespace, bulk: bool) -> dict[str, b
     return {key: store.soundtrack_file(key).read_bytes() for key in keys}
 
 
+def powers_of_two(limit: int) -> list[int]:
+    """1, 2, 4, ... up to `limit`, and `limit` itself when it is not a power of two."""
+    out = [1]
+    while out[-1] * 2 <= limit:
+        out.append(out[-1] * 2)
+    return out if out[-1] == limit else [*out, limit]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", default="2,4,8", help="request counts N, comma-separated")
     parser.add_argument("--scenes", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--size", choices=("small", "tiny"), default="small")
-    parser.add_argument("--max-batch", type=int, default=8, help="MUSICGEN_MAX_BATCH for the bulk calls")
+    parser.add_argument("--size", choices=("small", "medium", "tiny"), default="small")
+    parser.add_argument(
+        "--max-batch",
+        type=int,
+        default=int(os.environ.get("MUSICGEN_MAX_BATCH") or 8),
+        help="MUSICGEN_MAX_BATCH for the bulk calls; the largest batch of --sweep (default: $MUSICGEN_MAX_BATCH or 8)",
+    )
+    parser.add_argument("--sweep", action="store_true", help="model level: tokens/s vs batch size")
+    parser.add_argument(
+        "--batches", help="--sweep's batch sizes, comma-separated (default 1, 2, 4, ... max batch)"
+    )
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--dtype", choices=("auto", "float32", "float16", "bfloat16"), default="auto")
     parser.add_argument("--level", choices=("pipeline", "model"), default="pipeline")
     parser.add_argument("--quality-loop", action="store_true", help="USE_QUALITY_LOOP on (pipeline level)")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default)")
@@ -183,24 +281,45 @@ def main() -> int:
     counts = [int(c) for c in args.counts.split(",")]
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.sweep and args.level != "model":
+        parser.error("--sweep is a model-level measurement: add --level model")
+    auto_cuda = args.device == "auto" and args.level == "model" and torch.cuda.is_available()
+    cuda = args.device == "cuda" or auto_cuda
+    if args.level == "pipeline" and cuda:
+        parser.error(
+            "the pipeline level runs on CPU (MUSICGEN_DEVICE=cpu): use --device cpu or --level model"
+        )
+    device = torch.device("cuda" if cuda else "cpu")
+    dtype = getattr(torch, args.dtype) if args.dtype != "auto" else (torch.float16 if cuda else torch.float32)
 
     start = time.perf_counter()
-    if args.size == "small":
+    if args.size in ("small", "medium"):
         from musicgen_pipeline.models.tiny import tiny_tokenizer
 
-        model, tokenizer = musicgen_from_config(musicgen_small_config()), tiny_tokenizer()
+        config = musicgen_small_config() if args.size == "small" else musicgen_medium_config()
+        model, tokenizer = musicgen_from_config(config), tiny_tokenizer()
     else:
         model, tokenizer = tiny_musicgen("tiny-random")
-    mg = MusicGen(model, tokenizer, model_id=f"musicgen-{args.size} (random)", device=torch.device("cpu"),
-                  dtype=torch.float32, load_seconds=time.perf_counter() - start)  # fmt: skip
+    mg = MusicGen(model, tokenizer, model_id=f"musicgen-{args.size} (random)", device=device,
+                  dtype=dtype, load_seconds=time.perf_counter() - start)  # fmt: skip
+    where = f"{torch.cuda.get_device_name(device)}" if cuda else f"CPU, {torch.get_num_threads()} threads"
+    if args.sweep:
+        batches = [int(b) for b in args.batches.split(",")] if args.batches else powers_of_two(args.max_batch)
+        print(
+            f"model level, batch sweep; musicgen-{args.size} architecture, random weights, {where}, "
+            f"{str(dtype).removeprefix('torch.')}; one call of b rows x {args.seconds:g} s per batch size; "
+            f"{args.repeats} interleaved repeats, fastest kept"
+        )
+        print_sweep(sweep(mg, batches, args.seconds, args.repeats))
+        return 0
     if args.level == "pipeline":
         _pipeline_env(mg, args)
         # untimed warm-up of both paths (imports, librosa's JIT, Dagster's first instance), short scenes
         warm = argparse.Namespace(**{**vars(args), "seconds": 1.0, "scenes": 2})
         render_pipeline(1, warm, bulk=False), render_pipeline(2, warm, bulk=True)
     print(
-        f"{args.level} level; musicgen-{args.size} architecture, random weights, CPU fp32, "
-        f"{torch.get_num_threads()} threads; {args.scenes} scenes x {args.seconds:g} s per request, "
+        f"{args.level} level; musicgen-{args.size} architecture, random weights, {where}, "
+        f"{str(dtype).removeprefix('torch.')}; {args.scenes} scenes x {args.seconds:g} s per request, "
         f"continuation; max batch {args.max_batch}; {args.repeats} interleaved repeats, min kept"
     )
     print(f"\n{'N':>3}{'single wall':>13}{'bulk wall':>11}{'ratio':>8}{'single CPU':>12}{'bulk CPU':>10}"

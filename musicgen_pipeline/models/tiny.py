@@ -6,8 +6,9 @@ same special tokens) and shrinks only the widths and depths, so code paths exerc
 ones real checkpoints take. Weights are random: the audio is noise-like, but shapes, timing, seeding,
 batching and continuation behave exactly as with real weights.
 
-`musicgen_small_config()` is the released musicgen-small architecture (about 420M parameters), used by
-the benchmarks to measure speed without downloading weights.
+`musicgen_small_config()` / `musicgen_medium_config()` are the released musicgen-small (about 420M
+parameters) and musicgen-medium (about 1.5B) architectures, used by the benchmarks to measure speed
+without downloading weights.
 """
 
 from __future__ import annotations
@@ -226,6 +227,17 @@ def tiny_musicgen(model_id: str = "tiny-random", *, seed: int = 0) -> tuple[torc
 
 def musicgen_small_config() -> MusicgenConfig:
     """The released facebook/musicgen-small architecture (T5-base text encoder, 24-layer 1024-wide decoder)."""
+    return _released_config(layers=24, width=1024, heads=16)
+
+
+def musicgen_medium_config() -> MusicgenConfig:
+    """The released facebook/musicgen-medium architecture: musicgen-small's text encoder and EnCodec, a
+    48-layer 1536-wide decoder (24 heads, about 1.5 B weights)."""
+    return _released_config(layers=48, width=1536, heads=24)
+
+
+def _released_config(*, layers: int, width: int, heads: int) -> MusicgenConfig:
+    """A released MusicGen architecture (mono, 32 kHz EnCodec, T5-base) with the given decoder size."""
     text = T5Config(
         vocab_size=32128,
         d_model=768,
@@ -252,10 +264,10 @@ def musicgen_small_config() -> MusicgenConfig:
     )
     decoder = MusicgenDecoderConfig(
         vocab_size=CODEBOOK_SIZE,
-        num_hidden_layers=24,
-        hidden_size=1024,
-        ffn_dim=4096,
-        num_attention_heads=16,
+        num_hidden_layers=layers,
+        hidden_size=width,
+        ffn_dim=4 * width,
+        num_attention_heads=heads,
         num_codebooks=4,
         dropout=0.0,
         pad_token_id=CODEBOOK_SIZE,
