@@ -43,10 +43,10 @@ from musicgen_pipeline.audio.timeline import (
     scene_boundaries,
     scene_generation_seconds,
 )
-from musicgen_pipeline.defs.assets.scene_segments import cut_generated, seed_for
 from musicgen_pipeline.defs.assets.segment_stems import separate_window
 from musicgen_pipeline.quality import judge_seam, quality_thresholds, transition_options
 from musicgen_pipeline.request import SoundtrackRequest, load_request
+from musicgen_pipeline.scene_attempts import cut_generated, seed_for
 from musicgen_pipeline.settings import get_settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -27,13 +27,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from musicgen_pipeline.defs.assets.scene_segments import (
+from musicgen_pipeline.scene_attempts import (
     Attempt,
     SegmentGenerator,
-    _accepted_path,
-    _load_attempts,
-    _load_generated,
+    accepted_path,
     cut_generated,
+    load_attempts,
+    load_generated,
     save_attempt,
     seed_for,
 )
@@ -100,7 +100,7 @@ def generate_bulk(
         missing = [
             i
             for i in range(n)
-            if not _accepted_path(gen.state, i).exists() and not _load_attempts(gen.state, i)
+            if not accepted_path(gen.state, i).exists() and not load_attempts(gen.state, i)
         ]
         if missing:
             for duration, group in gen._groups(missing, batched=True).items():
@@ -149,7 +149,7 @@ def _settle_scene(k: int, jobs: list[_Job], model: Any, max_batch: int, log: Cal
     """Scene k of every job: first attempts together, then batched regenerations, then accepted.json."""
     undecided: list[_Job] = []
     for job in jobs:
-        done = _accepted_path(job.gen.state, k)
+        done = accepted_path(job.gen.state, k)
         if done.exists():
             _advance(job, json.loads(done.read_text(encoding="utf-8")))
         else:
@@ -177,7 +177,7 @@ def _next_attempt(job: _Job, k: int) -> _Row | None:
     """The row this job needs next for scene k, or None once scene k is settled (as `SegmentGenerator.run`)."""
     gen = job.gen
     cont = job.previous_generated if gen.request.scene_conditioning == "continuation" else None
-    attempts = _load_attempts(gen.state, k)
+    attempts = load_attempts(gen.state, k)
     if not attempts:
         return _Row(job, k, 0, gen.seconds[k], cont)
     previous_audio = job.previous_audio if k > 0 else None
@@ -195,13 +195,13 @@ def _next_attempt(job: _Job, k: int) -> _Row | None:
         "regenerations": len(attempts) - 1,
         "exhausted": exhausted,
     }
-    _accepted_path(gen.state, k).write_text(json.dumps(entry, indent=2), encoding="utf-8")
+    accepted_path(gen.state, k).write_text(json.dumps(entry, indent=2), encoding="utf-8")
     _advance(job, entry)
     return None
 
 
 def _advance(job: _Job, entry: dict[str, Any]) -> None:
-    job.previous_generated = _load_generated(job.gen.state, Attempt(**entry["record"]))
+    job.previous_generated = load_generated(job.gen.state, Attempt(**entry["record"]))
     job.previous_audio = job.previous_generated.audio
 
 

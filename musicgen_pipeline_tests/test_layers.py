@@ -26,6 +26,7 @@ ROOT = "musicgen_pipeline"
 
 # Modules that must not import dagster (beyond audio/ and models/).
 PLAIN_MODULES = {
+    "musicgen_pipeline.bulk_generation",
     "musicgen_pipeline.bulk_plan",
     "musicgen_pipeline.catalogue",
     "musicgen_pipeline.errors",
@@ -36,6 +37,7 @@ PLAIN_MODULES = {
     "musicgen_pipeline.partition_store",
     "musicgen_pipeline.quality",
     "musicgen_pipeline.request",
+    "musicgen_pipeline.scene_attempts",
     "musicgen_pipeline.separation",
     "musicgen_pipeline.settings",
 }

@@ -3,24 +3,22 @@
 Three requests (continuation, independent, continuation with other prompts) with an impossible seam
 threshold and one regeneration allowed, so every plan step has first attempts *and* regenerations
 batched across requests; `max_batch=2` so calls are chunked. Reference: each request rendered alone
-by `SegmentGenerator.run()` (the `scene_segments` logic), its Dagster retries emulated. Audio is compared
+by `SegmentGenerator.run()` (the `scene_segments` logic), its Dagster retries (`RegenerateScene`) emulated. Audio is compared
 sample for sample (exact float32) and codes byte for byte.
 """
 
 import json
 import logging
-import types
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
 from musicgen_pipeline.bulk_generation import generate_bulk
-from musicgen_pipeline.defs.assets.scene_segments import SegmentGenerator
 from musicgen_pipeline.media import read_exact
 from musicgen_pipeline.partition_store import PartitionStore
 from musicgen_pipeline.request import parse_request
 from musicgen_pipeline.resources import MusicGenResource
+from musicgen_pipeline.scene_attempts import RegenerateScene, SegmentGenerator
 from musicgen_pipeline.settings import get_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
@@ -48,10 +46,9 @@ REQUESTS = {
 
 
 def _generator(key: str) -> SegmentGenerator:
-    context = types.SimpleNamespace(partition_key=key, log=LOG)
     settings = get_settings()
     files = PartitionStore(settings.outputs_dir).files(key)
-    return SegmentGenerator(context, REQUESTS[key], MusicGenResource(), settings, files)  # type: ignore[arg-type]
+    return SegmentGenerator(LOG, REQUESTS[key], MusicGenResource(), settings, files)
 
 
 def _content(path: Path) -> bytes:
@@ -95,7 +92,7 @@ def test_bulk_state_equals_single_renders_and_leaves_nothing_to_generate(loop_en
             try:
                 _generator(key).run()
                 break
-            except dg.RetryRequested:
+            except RegenerateScene:
                 continue
 
     bulk = loop_env / "bulk"

@@ -21,12 +21,12 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from musicgen_pipeline.bulk_generation import BulkOutcome, settle_partitions
-from musicgen_pipeline.defs.assets.scene_segments import SegmentGenerator
 from musicgen_pipeline.defs.metadata import listen_link, ms, sig3, speed
 from musicgen_pipeline.defs.partitions import soundtrack_partitions
 from musicgen_pipeline.gpu_runs import GPU_POOL
 from musicgen_pipeline.naming import BULK_GROUP
 from musicgen_pipeline.resources import MusicGenResource, SettingsResource
+from musicgen_pipeline.scene_attempts import SegmentGenerator
 from musicgen_pipeline.settings import DEFAULT_MAX_BATCH
 
 
@@ -65,7 +65,7 @@ def scene_generation(
     keys = list(context.partition_keys)
 
     def generator_for(key: str) -> SegmentGenerator:
-        return SegmentGenerator(context, store.load_request(key), musicgen, config, store.files(key))
+        return SegmentGenerator(context.log, store.load_request(key), musicgen, config, store.files(key))
 
     outcomes = settle_partitions(
         keys, generator_for, max_batch=config.musicgen_max_batch, log=context.log.info

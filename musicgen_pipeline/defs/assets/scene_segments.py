@@ -17,6 +17,9 @@ Quality loop (USE_QUALITY_LOOP, MAX_REGEN_ATTEMPTS = M):
 - After the last attempt the best attempt (fewest failed metrics, then least badness) is accepted,
   the run goes on, and the transition report's check warns.
 
+The generation state and the loop are `scene_attempts.SegmentGenerator` (plain Python, shared with
+the bulk pass); this asset turns its `RegenerateScene` into Dagster's `RetryRequested`.
+
 Bulk rendering: `scene_generation` (group ``bulk``, upstream of this asset, not in the render job)
 settles several partitions' generation state in one batched pass, writing exactly these files; this
 step then finds every scene accepted and only copies, pictures and reports them.
@@ -26,320 +29,23 @@ conditioned on the last codes of the accepted previous scene (token level); `ind
 the first attempt of every scene in one batched call per distinct duration, then runs the same loop.
 """
 
-import hashlib
-import json
-import math
 import time
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import numpy as np
 from dagster import AssetExecutionContext
 
 from musicgen_pipeline.artifacts import SceneSegment
-from musicgen_pipeline.audio.io import Audio
 from musicgen_pipeline.defs.metadata import SPEED_KEY, listen_link, ms, sig3, speed, table
 from musicgen_pipeline.defs.partitions import soundtrack_partitions
 from musicgen_pipeline.gpu_runs import GPU_POOL
 from musicgen_pipeline.media import read_exact, save_picture, write_exact
 from musicgen_pipeline.naming import SOUNDTRACK_GROUP
-from musicgen_pipeline.partition_store import PartitionFiles
-from musicgen_pipeline.quality import judge_seam, quality_thresholds, transition_options
-from musicgen_pipeline.request import MAX_SEED, SoundtrackRequest
+from musicgen_pipeline.request import SoundtrackRequest
 from musicgen_pipeline.resources import MusicGenResource, SettingsResource
-from musicgen_pipeline.settings import Settings
+from musicgen_pipeline.scene_attempts import Attempt, RegenerateScene, SegmentGenerator, attempt_files
 
 MAX_EMBEDDED_PICTURES = 12  # inline PNGs in one event (~100 kB each); the rest are linked by path
-SEED_STRIDE = 1000  # seed of scene i, attempt a = request seed + SEED_STRIDE * i + a
-
-
-def seed_for(request_seed: int, scene: int, attempt: int) -> int:
-    return (request_seed + SEED_STRIDE * scene + attempt) % (MAX_SEED + 1)
-
-
-@dataclass
-class Attempt:
-    scene: int
-    attempt: int
-    seed: int
-    prompt: str
-    seconds: float  # wall time of the generate call (shared by a batch)
-    batch: int  # rows in that call
-    model_id: str
-    scores: dict[str, Any] | None  # None for scene 0 or with the quality loop off
-    passed: bool | None
-    failures: int  # metrics outside their threshold
-    badness: float  # how far past the thresholds (0 when passed); the best attempt has the least
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def _scene_dir(state: Path, scene: int) -> Path:
-    path = state / f"scene_{scene:02d}"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _attempt_files(state: Path, scene: int, attempt: int) -> tuple[Path, Path, Path]:
-    stem = _scene_dir(state, scene) / f"attempt_{attempt:02d}"
-    return stem.with_suffix(".wav"), stem.with_name(stem.name + ".codes.npy"), stem.with_suffix(".json")
-
-
-def save_attempt(state: Path, scene: int, attempt: int, result: Any, batch: int) -> Attempt:
-    """Write a generated attempt of `scene` (its audio, codes and record, not judged yet) where the
-    generation state keeps it; `batch`: the rows of the model call that made it. Its record."""
-    wav, codes, meta = _attempt_files(state, scene, attempt)
-    write_exact(wav, result.audio)
-    np.save(codes, result.codes)
-    record = Attempt(
-        scene=scene,
-        attempt=attempt,
-        seed=result.seed,
-        prompt=result.prompt,
-        seconds=float(result.seconds),
-        batch=batch,
-        model_id=result.model_id,
-        scores=None,
-        passed=None,
-        failures=0,
-        badness=0.0,
-    )
-    meta.write_text(json.dumps(record.to_dict(), indent=2), encoding="utf-8")
-    return record
-
-
-def _load_attempts(state: Path, scene: int) -> list[Attempt]:
-    out = [
-        Attempt(**json.loads(p.read_text(encoding="utf-8")))
-        for p in _scene_dir(state, scene).glob("attempt_*.json")
-    ]
-    return sorted(out, key=lambda a: a.attempt)
-
-
-def _load_generated(state: Path, record: Attempt) -> Any:
-    from musicgen_pipeline.models.musicgen import GeneratedAudio
-
-    wav, codes, _ = _attempt_files(state, record.scene, record.attempt)
-    return GeneratedAudio(
-        audio=read_exact(wav),
-        codes=np.load(codes),
-        prompt=record.prompt,
-        seed=record.seed,
-        seconds=record.seconds,
-        model_id=record.model_id,
-    )
-
-
-def _accepted_path(state: Path, scene: int) -> Path:
-    return _scene_dir(state, scene) / "accepted.json"
-
-
-def cut_generated(result: Any, seconds: float, model: Any) -> Any:
-    """A generated row cut to `seconds` (audio samples and the code frames behind them)."""
-    samples = round(seconds * result.audio.sample_rate)
-    frames = math.ceil(seconds * model.frame_rate)
-    audio = Audio(result.audio.samples[:, :samples], result.audio.sample_rate)
-    return replace(result, audio=audio, codes=result.codes[:, :frames])
-
-
-def generation_fingerprint(
-    request: SoundtrackRequest, model_id: str, params: Any, loop: dict[str, Any]
-) -> str:
-    """Everything that decides the generated audio and the loop's verdicts. The attempts of a partition
-    live under ``generation/<fingerprint>/``: a retry (same fingerprint) resumes them, a change of model,
-    sampling settings or thresholds starts afresh instead of reusing audio made another way."""
-    data = {
-        "prompts": request.scene_prompts(),
-        "durations": [s.duration for s in request.scenes],
-        "seed": request.seed,
-        "conditioning": request.scene_conditioning,
-        "model": model_id,
-        "params": asdict(params),
-        "loop": loop,
-    }
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-class SegmentGenerator:
-    """The generation state of one partition, on disk; one instance per step execution."""
-
-    def __init__(
-        self,
-        context: AssetExecutionContext,
-        request: SoundtrackRequest,
-        musicgen: MusicGenResource,
-        settings: Settings,
-        files: PartitionFiles,
-    ):
-        self.context = context
-        self.request = request
-        self.files = files
-        self.settings = settings
-        self.prompts = request.scene_prompts()
-        self.loop = self.settings.use_quality_loop and len(request.scenes) > 1
-        self.budget = self.settings.max_regen_attempts if self.loop else 0
-        self._musicgen = musicgen
-        self._model: Any = None
-        self.load_seconds = 0.0
-        self.generated_now: set[tuple[int, int]] = set()
-        self.options = transition_options(request, self.settings)
-        from musicgen_pipeline.audio.timeline import scene_generation_seconds
-
-        # Each scene is generated longer than its share of the track (half a crossfade per shared seam,
-        # beat-snapping and tempo-stretch slack) so the soundtrack lasts exactly the requested total with
-        # every seam centred on its scene boundary; the mix trims the end.
-        self.seconds = scene_generation_seconds([s.duration for s in request.scenes], self.options)
-        self.thresholds = quality_thresholds(self.settings)
-        from musicgen_pipeline.model_options import generation_params
-
-        self.params = generation_params(self.settings)
-        loop = {
-            "enabled": self.loop,
-            "budget": self.budget,
-            "thresholds": self.thresholds.to_dict(),
-            "options": self.options.to_dict(),
-            "generated_seconds": self.seconds,
-        }
-        model_id = musicgen.resolved(settings, request.model)[0]
-        self.melody: Audio | None = None
-        if request.melody:
-            from musicgen_pipeline.audio.io import read_audio
-
-            self.melody = read_audio(request.melody)
-            stat = Path(request.melody).stat()
-            loop["melody"] = [request.melody, stat.st_size, stat.st_mtime_ns]
-        self.fingerprint = generation_fingerprint(request, model_id, self.params, loop)
-        self.state = self.files.generation_dir(self.fingerprint)
-
-    @property
-    def model(self) -> Any:
-        if self._model is None:
-            self._model, self.load_seconds = self._musicgen.get(self.settings, self.request.model)
-        return self._model
-
-    def _groups(self, scenes: list[int], batched: bool) -> dict[float, list[int]]:
-        """Scenes per generate call. Batched (independent first attempts): one call at the longest
-        duration when it fits one model window (rows are seeded and sampled independently, so a row's
-        first frames do not depend on how long the call runs; each row is then cut to its scene's
-        length); else one call per distinct duration."""
-        from musicgen_pipeline.models.params import WINDOW_SECONDS
-
-        longest = max(self.seconds[i] for i in scenes)
-        if batched and longest <= min(WINDOW_SECONDS, self.params.window_seconds):
-            return {longest: list(scenes)}
-        groups: dict[float, list[int]] = {}
-        for i in scenes:
-            groups.setdefault(self.seconds[i], []).append(i)
-        return groups
-
-    def generate(
-        self,
-        scenes: list[int],
-        attempt_of: dict[int, int],
-        previous: dict[int, Any],
-        *,
-        batched: bool = False,
-    ) -> None:
-        """Generate the given attempts (batched where possible); persists every attempt before returning."""
-        params = self.params
-        for duration, group in self._groups(scenes, batched).items():
-            seeds = [seed_for(self.request.seed, i, attempt_of[i]) for i in group]
-            conts = [previous.get(i) for i in group]
-            self.context.log.info(
-                f"generating scene(s) {group} ({duration:g} s, seeds {seeds}, attempts {[attempt_of[i] for i in group]})"
-            )
-            results = self.model.generate(
-                [self.prompts[i] for i in group],
-                duration,
-                seeds=seeds,
-                params=params,
-                continue_from=conts if any(c is not None for c in conts) else None,
-                melody=self.melody,
-            )
-            for i, result in zip(group, results, strict=True):
-                if self.seconds[i] < duration:
-                    result = cut_generated(result, self.seconds[i], self.model)
-                save_attempt(self.state, i, attempt_of[i], result, len(group))
-                self.generated_now.add((i, attempt_of[i]))
-
-    def judge(self, record: Attempt, previous_audio: Audio | None) -> Attempt:
-        """Score the attempt's seam into the previous scene (once; stored in its json)."""
-        if record.scores is not None or previous_audio is None or not self.loop:
-            return record
-        wav, _, meta = _attempt_files(self.state, record.scene, record.attempt)
-        verdict = judge_seam(previous_audio, read_exact(wav), self.options, self.thresholds)
-        record.scores, record.passed = verdict.scores, verdict.passed
-        record.failures, record.badness = verdict.failures, verdict.badness
-        meta.write_text(json.dumps(record.to_dict(), indent=2), encoding="utf-8")
-        return record
-
-    def run(self) -> list[dict[str, Any]]:
-        n = len(self.request.scenes)
-        accepted: list[dict[str, Any]] = []
-        if self.request.scene_conditioning == "independent":
-            missing = [
-                i
-                for i in range(n)
-                if not _accepted_path(self.state, i).exists() and not _load_attempts(self.state, i)
-            ]
-            if missing:
-                self.generate(missing, dict.fromkeys(missing, 0), {}, batched=True)
-        previous_generated: Any = None
-        previous_audio: Audio | None = None
-        for i in range(n):
-            done = _accepted_path(self.state, i)
-            if done.exists():
-                entry = json.loads(done.read_text(encoding="utf-8"))
-                accepted.append(entry)
-                record = Attempt(**entry["record"])
-                previous_generated = _load_generated(self.state, record)
-                previous_audio = previous_generated.audio
-                continue
-            attempts = _load_attempts(self.state, i)
-            cont = previous_generated if self.request.scene_conditioning == "continuation" else None
-            while True:
-                if not attempts:
-                    self.generate([i], {i: 0}, {i: cont})
-                    attempts = _load_attempts(self.state, i)
-                last = self.judge(attempts[-1], previous_audio if i > 0 else None)
-                if last.passed is not False:
-                    chosen, exhausted = last, False
-                    break
-                regenerations = len(attempts) - 1
-                if regenerations >= self.budget:
-                    chosen, exhausted = min(attempts, key=lambda r: (r.failures, r.badness, r.attempt)), True
-                    self.context.log.warning(
-                        f"scene {i}: no attempt passed after {regenerations} regeneration(s); keeping attempt "
-                        f"{chosen.attempt} (seed {chosen.seed}, {chosen.failures} failing metric(s))"
-                    )
-                    break
-                if (i, last.attempt) in self.generated_now:
-                    self.context.log.warning(
-                        f"scene {i} attempt {last.attempt} (seed {last.seed}) failed the transition thresholds "
-                        f"{last.scores}; retrying with seed {seed_for(self.request.seed, i, last.attempt + 1)} "
-                        f"({regenerations + 1}/{self.budget})"
-                    )
-                    raise dg.RetryRequested(max_retries=self.budget * (n - 1), seconds_to_wait=0)
-                # resumed after a retry: the failing attempt is on disk, make the next one
-                self.generate([i], {i: last.attempt + 1}, {i: cont})
-                attempts = _load_attempts(self.state, i)
-            for a in attempts:
-                self.judge(a, previous_audio if i > 0 else None)
-            entry = {
-                "index": i,
-                "record": chosen.to_dict(),
-                "attempts": [a.to_dict() for a in attempts],
-                "regenerations": len(attempts) - 1,
-                "exhausted": exhausted,
-            }
-            done.write_text(json.dumps(entry, indent=2), encoding="utf-8")
-            accepted.append(entry)
-            previous_generated = _load_generated(self.state, chosen)
-            previous_audio = previous_generated.audio
-        return accepted
 
 
 @dg.asset(
@@ -363,15 +69,18 @@ def scene_segments(
     request = soundtrack_request
     start = time.perf_counter()
     files = settings.store.files(context.partition_key)
-    generator = SegmentGenerator(context, request, musicgen, settings.resolved, files)
-    accepted = generator.run()
+    generator = SegmentGenerator(context.log, request, musicgen, settings.resolved, files)
+    try:
+        accepted = generator.run()
+    except RegenerateScene as retry:  # the quality loop's regeneration = a Dagster step retry
+        raise dg.RetryRequested(max_retries=retry.max_retries, seconds_to_wait=0) from retry
     segments: list[SceneSegment] = []
     pictures: dict[str, Any] = {}
     rows = []
     for entry in accepted:
         record = Attempt(**entry["record"])
         i = record.scene
-        wav, _, _ = _attempt_files(generator.state, i, record.attempt)
+        wav, _, _ = attempt_files(generator.state, i, record.attempt)
         audio = read_exact(wav)
         path = write_exact(files.segment_path(i), audio)
         picture, md = save_picture(
