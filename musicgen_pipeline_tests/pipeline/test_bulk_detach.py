@@ -170,3 +170,16 @@ def test_with_the_daemons_queue_the_bulk_run_is_queued_there_and_the_sensor_rend
         assert run.tags[PARTITION_RANGE_START_TAG] == keys[0] and run.tags[PARTITION_RANGE_END_TAG] == keys[1]
         assert "dagster/partition" not in run.tags
         instance.report_run_canceled(run)  # nothing is left queued
+
+
+def test_wait_finds_the_render_runs_the_sensor_started(instance: dg.DagsterInstance) -> None:
+    """`render --detach --wait` under a daemon: the render runs `render_after_bulk` started are found
+    by their bulk-run tag (one per partition), and a partition without one is left out after the wait."""
+    from musicgen_pipeline.commands.render import _sensor_renders
+    from musicgen_pipeline.naming import BULK_RUN_TAG
+
+    for run_id, key, bulk in (("r1", "k1", "b1"), ("r2", "k2", "b1"), ("r3", "k1", "other")):
+        tags = {BULK_RUN_TAG: bulk, "dagster/partition": key}
+        instance.add_run(dg.DagsterRun(job_name=RENDER_JOB, run_id=run_id, tags=tags))
+    assert _sensor_renders(instance, "b1", ["k1", "k2"], timeout=0) == {"k1": "r1", "k2": "r2"}
+    assert _sensor_renders(instance, "b1", ["k1", "k3"], timeout=0) == {"k1": "r1"}
