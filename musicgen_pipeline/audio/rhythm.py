@@ -112,6 +112,7 @@ def _onset_tempo(y: np.ndarray, preferred_bpm: tuple[float, float]) -> tuple[np.
 METRICAL_LEVELS = ((1.5, 0.8), (2.0 / 3.0, 1.25))
 # How much of the tempo a grid's period is searched around (the tempogram's bin is coarse).
 SALIENCE_PERIOD_SPAN = 0.03
+SALIENCE_MAX_PERIODS = 1000
 
 
 def grid_salience(onset: np.ndarray, bpm: float) -> float:
@@ -125,12 +126,25 @@ def grid_salience(onset: np.ndarray, bpm: float) -> float:
     base = 60.0 * frame_rate / bpm
     if onset.size < 4 * base:
         return 0.0
+    # Periods close enough together that a grid between two of them drifts at most a quarter frame off
+    # by the envelope's end (up to `SALIENCE_MAX_PERIODS`: ~48 s of envelope). 25 periods were too
+    # coarse: on 16 s, a tempogram 0.7 % off the true 93.3 BPM found no period that kept landing on the
+    # kicks, and a soft hi-hat's 3:2 pulse (140) out-scored it.
+    steps = min(SALIENCE_MAX_PERIODS, max(25, int(np.ceil(2 * SALIENCE_PERIOD_SPAN * onset.size / 0.25)) + 1))
+    periods = np.linspace(base * (1 - SALIENCE_PERIOD_SPAN), base * (1 + SALIENCE_PERIOD_SPAN), steps)
+    # Every (period, phase < period) grid's mean onset over its int((size - period) // period) beats,
+    # a block of periods at a time.
+    counts = ((onset.size - periods) // periods).astype(np.int64)
+    beats = np.arange(int(counts.max()))
+    phases = np.arange(int(periods.max()))
     best = 0.0
-    for period in np.linspace(base * (1 - SALIENCE_PERIOD_SPAN), base * (1 + SALIENCE_PERIOD_SPAN), 25):
-        beats = np.arange(int((onset.size - period) // period))
-        phases = np.arange(int(period))
-        idx = np.round(phases[:, None] + beats[None, :] * period).astype(np.int64)
-        best = max(best, float(onset[np.minimum(idx, onset.size - 1)].mean(axis=1).max()))
+    for lo in range(0, steps, 64):
+        block, n = periods[lo : lo + 64], counts[lo : lo + 64]
+        idx = np.round(phases[None, :, None] + beats[None, None, :] * block[:, None, None]).astype(np.int64)
+        values = onset[np.minimum(idx, onset.size - 1)] * (beats[None, None, :] < n[:, None, None])
+        means = values.sum(axis=2) / n[:, None]
+        means[phases[None, :] >= block.astype(np.int64)[:, None]] = 0.0
+        best = max(best, float(means.max()))
     return best / mean
 
 

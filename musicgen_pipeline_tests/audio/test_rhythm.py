@@ -197,6 +197,8 @@ def _hats_3_against_2(seconds: float) -> list[tuple[float, float]]:
         (_groove_140, 140.0, 140.0),  # read right: stays
         (_hats_3_against_2, 140.0, 93.33),  # x2/3: the hats' 140 pulse
         (_hats_3_against_2, 93.33, 93.33),  # read right: stays
+        (_hats_3_against_2, 93.96, 93.96),  # read 0.7 % off (a tempogram bin): stays
+        (_groove_140, 141.0, 141.0),  # read 0.7 % off: stays
     ],
 )
 def test_metrical_level_moves_a_3_2_reading_onto_the_attacks(
@@ -206,22 +208,25 @@ def test_metrical_level_moves_a_3_2_reading_onto_the_attacks(
     assert _choose_metrical_level(onset, read_as) == pytest.approx(expected, rel=0.01)
 
 
-def test_hats_3_against_2_do_not_make_a_93_bpm_pulse_140() -> None:
-    """End to end (x2/3): librosa's tempogram reads a 93.3 BPM kick under hi-hats 3 against 2 as
-    the hats' 140 BPM; the beat is where the strong attacks are."""
+@pytest.mark.parametrize(("hats", "tempogram_reads"), [(0.375, 140.0), (0.25, 93.33)])
+def test_hats_3_against_2_do_not_make_a_93_bpm_pulse_140(hats: float, tempogram_reads: float) -> None:
+    """End to end: librosa's tempogram reads a 93.3 BPM kick under hi-hats 3 against 2 as the hats'
+    140 BPM (x2/3 moves it back), or, with softer hats, right (~94, 0.7 % off: nothing may move it to
+    140); the beat is where the strong attacks are."""
     import librosa
 
     sr = 22050
     t = np.arange(round(0.03 * sr)) / sr
     y = np.zeros(16 * sr)
-    for time, strength in _hats_3_against_2(15.9):
+    for time, level in _hats_3_against_2(15.9):
+        strength = level if level > 0.5 else hats
         click = strength * np.exp(-t / 0.006) * np.sin(2 * np.pi * (1000.0 if strength > 0.5 else 4000.0) * t)
         i = round(time * sr)
         y[i : i + t.size] += 0.8 * click
     y = y.astype(np.float32)
     onset = librosa.onset.onset_strength(y=y, sr=sr, hop_length=HOP, aggregate=np.median)
     tempogram = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=onset, sr=sr, hop_length=HOP))[0])
-    assert tempogram == pytest.approx(140.0, rel=0.02)  # the 3:2 reading this test is about
+    assert tempogram == pytest.approx(tempogram_reads, rel=0.02)  # the reading this case is about
     assert analyze_beats(Audio(y, sr)).bpm == pytest.approx(93.33, rel=0.01)
 
 
