@@ -31,6 +31,7 @@ from musicgen_pipeline.scene_attempts import (
     Attempt,
     SegmentGenerator,
     accepted_path,
+    best_attempt,
     cut_generated,
     load_attempts,
     load_generated,
@@ -185,18 +186,8 @@ def _next_attempt(job: _Job, k: int) -> _Row | None:
     if last.passed is False and len(attempts) - 1 < gen.budget:
         return _Row(job, k, last.attempt + 1, gen.seconds[k], cont)
     exhausted = last.passed is False
-    chosen = min(attempts, key=lambda r: (r.failures, r.badness, r.attempt)) if exhausted else last
-    for a in attempts:
-        gen.judge(a, previous_audio)
-    entry = {
-        "index": k,
-        "record": chosen.to_dict(),
-        "attempts": [a.to_dict() for a in attempts],
-        "regenerations": len(attempts) - 1,
-        "exhausted": exhausted,
-    }
-    accepted_path(gen.state, k).write_text(json.dumps(entry, indent=2), encoding="utf-8")
-    _advance(job, entry)
+    chosen = best_attempt(attempts) if exhausted else last
+    _advance(job, gen.accept(k, chosen, attempts, exhausted, previous_audio))
     return None
 
 

@@ -69,6 +69,11 @@ def attempt_files(state: Path, scene: int, attempt: int) -> tuple[Path, Path, Pa
     return stem.with_suffix(".wav"), stem.with_name(stem.name + ".codes.npy"), stem.with_suffix(".json")
 
 
+def best_attempt(attempts: list[Attempt]) -> Attempt:
+    """The attempt kept when none passed: fewest failing metrics, then least badness, then the earliest."""
+    return min(attempts, key=lambda r: (r.failures, r.badness, r.attempt))
+
+
 def save_attempt(state: Path, scene: int, attempt: int, result: Any, batch: int) -> Attempt:
     """Write a generated attempt of `scene` (its audio, codes and record, not judged yet) where the
     generation state keeps it; `batch`: the rows of the model call that made it. Its record."""
@@ -269,6 +274,28 @@ class SegmentGenerator:
         meta.write_text(json.dumps(record.to_dict(), indent=2), encoding="utf-8")
         return record
 
+    def accept(
+        self,
+        scene: int,
+        chosen: Attempt,
+        attempts: list[Attempt],
+        exhausted: bool,
+        previous_audio: Audio | None,
+    ) -> dict[str, Any]:
+        """Settle `scene` on `chosen` (one of `attempts`; `exhausted`: none passed): every attempt is judged
+        first, so the entry lists their scores; writes ``scene_ii/accepted.json``. The entry."""
+        for a in attempts:
+            self.judge(a, previous_audio)
+        entry = {
+            "index": scene,
+            "record": chosen.to_dict(),
+            "attempts": [a.to_dict() for a in attempts],
+            "regenerations": len(attempts) - 1,
+            "exhausted": exhausted,
+        }
+        accepted_path(self.state, scene).write_text(json.dumps(entry, indent=2), encoding="utf-8")
+        return entry
+
     def run(self) -> list[dict[str, Any]]:
         n = len(self.request.scenes)
         accepted: list[dict[str, Any]] = []
@@ -303,7 +330,7 @@ class SegmentGenerator:
                     break
                 regenerations = len(attempts) - 1
                 if regenerations >= self.budget:
-                    chosen, exhausted = min(attempts, key=lambda r: (r.failures, r.badness, r.attempt)), True
+                    chosen, exhausted = best_attempt(attempts), True
                     self.log.warning(
                         f"scene {i}: no attempt passed after {regenerations} regeneration(s); keeping attempt "
                         f"{chosen.attempt} (seed {chosen.seed}, {chosen.failures} failing metric(s))"
@@ -319,16 +346,7 @@ class SegmentGenerator:
                 # resumed after a retry: the failing attempt is on disk, make the next one
                 self.generate([i], {i: last.attempt + 1}, {i: cont})
                 attempts = load_attempts(self.state, i)
-            for a in attempts:
-                self.judge(a, previous_audio if i > 0 else None)
-            entry = {
-                "index": i,
-                "record": chosen.to_dict(),
-                "attempts": [a.to_dict() for a in attempts],
-                "regenerations": len(attempts) - 1,
-                "exhausted": exhausted,
-            }
-            done.write_text(json.dumps(entry, indent=2), encoding="utf-8")
+            entry = self.accept(i, chosen, attempts, exhausted, previous_audio if i > 0 else None)
             accepted.append(entry)
             previous_generated = load_generated(self.state, chosen)
             previous_audio = previous_generated.audio
