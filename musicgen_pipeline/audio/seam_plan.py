@@ -125,11 +125,6 @@ class _Lock:
 
 # Phase locking needs the same pulse on both sides: tempo matched (or equal) within this fraction.
 LOCK_TEMPO_TOLERANCE = 0.02
-# Bar positions whose onset patterns agree within this of the best one agree equally well: of those,
-# the one whose crossfade keeps the level best (`CrossfadeLevel`) is taken; the planner's default
-# unless another dips at least `DIP_PREFERENCE_DB` less.
-PATTERN_MARGIN = 0.05
-DIP_PREFERENCE_DB = 0.5
 # The residual shift needs onsets the two sides share: where their patterns agree less than this (a
 # half-time groove into a rock one, 0.16-0.26 on the realistic pairs) the cross-correlation's peak is an
 # accident of hats and chords, and following it moved the seam 23-27 ms off the beat (phase 0.07-0.14).
@@ -157,6 +152,34 @@ def _same_level(
     return kept or pairs
 
 
+# Which beats meet also decides which stretch of each side's music the overlap covers, and so how loud
+# the seam is (`CrossfadeLevel`): on the realistic pairs the candidates' dips range over 0.6-4.5 dB,
+# more than any fade curve changes. A bar position is worth a louder seam only where the onset patterns
+# really agree (>= MIN_PATTERN_FOR_SHIFT, the shared onsets the residual shift needs too); below that
+# their scores (0.0-0.3 between two different grooves) are noise, and following them put the drive
+# and drifting seams on their quietest candidates (3.9 and 2.0 dB where 2.1 and 0.6 were free).
+# LEVEL_TOLERANCE_DB: no candidate may dip more than the planner's default (prev's latest beat, nxt's
+# first: the seam before phase locking) by more than this. PATTERN_MARGIN: agreeing candidates within
+# this of the best agree equally well.
+LEVEL_TOLERANCE_DB = 0.0
+PATTERN_MARGIN = 0.05
+
+
+def _bar_position(
+    scored: list[tuple[float, int, int]], level: CrossfadeLevel, p0: int, n0: int, n: int
+) -> tuple[float, int, int]:
+    """Of the (pattern score, prev start, nxt start) candidates, the one whose crossfade keeps the level
+    best among those that dip at most `LEVEL_TOLERANCE_DB` more than the default (p0, n0); where some of
+    those agree in their onset patterns (>= `MIN_PATTERN_FOR_SHIFT`), among the agreeing ones within
+    `PATTERN_MARGIN` of the best (see the constants)."""
+    dips = {(p, q): level.dip(p, q, n) for _, p, q in scored}
+    limit = level.dip(p0, n0, n) + LEVEL_TOLERANCE_DB
+    safe = [c for c in scored if dips[c[1], c[2]] <= limit] or scored
+    top = max(c[0] for c in safe)
+    agree = [c for c in safe if c[0] >= max(top - PATTERN_MARGIN, MIN_PATTERN_FOR_SHIFT)]
+    return min(agree or safe, key=lambda c: (dips[c[1], c[2]], -c[0]))
+
+
 def _phase_lock(
     prev: Audio,
     nxt: Audio,
@@ -170,9 +193,9 @@ def _phase_lock(
     options: TransitionOptions,
 ) -> _Lock:
     """Choose which beats meet (prev's start within one beat of `p0`, nxt's among `n_ok`): strong beat
-    on strong beat when both grids count twice the felt pulse (`_same_level`), then by the agreement of
-    their onset patterns over the overlap (and, among equally good ones, the level the crossfade
-    keeps), then shift nxt's start by the residual offset of the two sides' onsets
+    on strong beat when both grids count twice the felt pulse (`_same_level`), then by the level their
+    crossfade keeps and, where the two sides' onset patterns agree, by that agreement
+    (`_bar_position`), then shift nxt's start by the residual offset of the two sides' onsets
     (`phase_lock.fine_lag`). Unchanged when the tempi differ."""
     sr = prev.sample_rate
     rate, _ = octave_ratio(next_grid.bpm, prev_grid.bpm)
@@ -206,13 +229,9 @@ def _phase_lock(
     strong_p = _strong_beats(prev, _beats_frames(prev_grid, sr), p0 - context, p0 + n)
     strong_n = _strong_beats(nxt, _beats_frames(next_grid, sr), n0, n0 + n + context)
     scored = _same_level([(score(p, q), p, q) for p in p_cands for q in n_cands], strong_p, strong_n)
-    top = max(c[0] for c in scored)
-    level = CrossfadeLevel(prev.samples, nxt.samples, sr, options.curve)
-
-    def dip(c: tuple[float, int, int]) -> float:
-        return level.dip(c[1], c[2], n) - (DIP_PREFERENCE_DB if (c[1], c[2]) == (p0, n0) else 0.0)
-
-    value, p, q = min((c for c in scored if c[0] >= top - PATTERN_MARGIN), key=dip)
+    value, p, q = _bar_position(
+        scored, CrossfadeLevel(prev.samples, nxt.samples, sr, options.curve), p0, n0, n
+    )
     lag, peak = fine_lag(window(env_p, p_lo, p), window(env_n, n_lo, q, max_lag), max_lag)
     shift = round(lag * hop) if peak > 0.1 and value >= MIN_PATTERN_FOR_SHIFT else 0
     if not (q + shift >= 0 and q + shift + n <= nxt.frames):
