@@ -35,6 +35,9 @@ def _window_stems(stems: Stems, audio: Audio, window: Window, side: str) -> Stem
 
 
 BASS_SWAP_CUTOFF_HZ = 300.0
+# The bass band's level around each frame, over which the swapped line is levelled to the crossfade's
+# (`crossfade.bass_swap_gains`): the loudness measure's 400 ms.
+BASS_LEVEL_SECONDS = 0.4
 
 
 def _band_limit_bass(stems: Stems, sample_rate: int) -> Stems:
@@ -75,6 +78,13 @@ def render_transition(
         sb = _band_limit_bass(sb, nxt.sample_rate)
         common = [k for k in sa if k in sb]
         if common and set(sa) == set(sb):
-            mixed = stem_aware_crossfade(sa, sb, plan.bass_swap, plan.micro_fade_frames, plan.curve)
+            mixed = stem_aware_crossfade(
+                sa,
+                sb,
+                plan.bass_swap,
+                plan.micro_fade_frames,
+                plan.curve,
+                bass_smooth=round(BASS_LEVEL_SECONDS * prev.sample_rate),
+            )
             return Audio(mixed, prev.sample_rate)
     return Audio(crossfade(a, b, plan.curve), prev.sample_rate)
