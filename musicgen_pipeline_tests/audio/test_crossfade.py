@@ -117,13 +117,52 @@ def test_stem_aware_crossfade_swaps_bass_and_crosses_the_rest() -> None:
     fo, fi = fade_curves(n)
     expected_rest = sum(prev[k] * fo + nxt[k] * fi for k in ("drums", "other"))
     bass = out - expected_rest
-    np.testing.assert_allclose(bass[:, : at - 32], prev["bass"][:, : at - 32], atol=1e-5)
-    np.testing.assert_allclose(bass[:, at + 32 :], nxt["bass"][:, at + 32 :], atol=1e-5)
+    # One bass line at a time, each levelled to the crossfade's bass band (equal levels: gains ~1).
+    from musicgen_pipeline.audio.crossfade import bass_swap_gains
+
+    gain_a, gain_b = bass_swap_gains(prev["bass"], nxt["bass"])
+    assert np.all(np.abs(gain_a - 1) < 0.05) and np.all(np.abs(gain_b - 1) < 0.05)
+    np.testing.assert_allclose(bass[:, : at - 32], (prev["bass"] * gain_a)[:, : at - 32], atol=1e-5)
+    np.testing.assert_allclose(bass[:, at + 32 :], (nxt["bass"] * gain_b)[:, at + 32 :], atol=1e-5)
     # Without a swap point every stem crosses.
     plain = stem_aware_crossfade(prev, nxt, swap_at=None, micro_fade=64)
     np.testing.assert_allclose(plain, sum(prev[k] * fo + nxt[k] * fi for k in prev), atol=1e-5)
     with pytest.raises(ValueError):
         stem_aware_crossfade(prev, {"drums": nxt["drums"]}, swap_at=at, micro_fade=64)
+
+
+@pytest.mark.parametrize("louder", ["incoming", "outgoing"])
+def test_bass_swap_keeps_the_bass_bands_level(louder: str) -> None:
+    # Two bass lines 6 dB apart (the realistic ballad pair's incoming bass is 10 dB louder). A swap at
+    # full gain leaves the band at the outgoing line's level up to the swap: 3 dB short of what the
+    # crossfade gives at 40 % of the overlap when the incoming line is the louder one (a dip in the
+    # seam), 3 dB over after the swap the other way round. Levelled, the band follows the crossfade.
+    sr, n = 32000, 64000
+    t = np.arange(n) / sr
+    quiet, loud = 0.1 * np.sin(2 * np.pi * 55 * t)[None, :], 0.2 * np.sin(2 * np.pi * 73.4 * t)[None, :]
+    a, b = (quiet, loud) if louder == "incoming" else (loud, quiet)
+    rng = np.random.default_rng(3)
+    rest_a, rest_b = (0.05 * rng.standard_normal((1, n)) for _ in range(2))
+    at = n // 2
+    out = stem_aware_crossfade({"bass": a, "other": rest_a}, {"bass": b, "other": rest_b}, at, 128)
+    fo, fi = fade_curves(n)
+    band = out - (rest_a * fo + rest_b * fi)
+    win = sr // 10
+    for start in range(0, n - win + 1, win):
+        if abs(start + win // 2 - at) < win:
+            continue  # the micro-fade at the swap
+        w = slice(start, start + win)
+        want = np.mean((a[0, w] * fo[w]) ** 2 + (b[0, w] * fi[w]) ** 2)
+        got = np.mean(band[0, w] ** 2)
+        assert abs(10 * np.log10(got / want)) < 0.5, (start / sr, 10 * np.log10(got / want))
+    # Never both lines at once: before the swap only a's pitch, after it only b's.
+    head, tail = slice(0, at - 64), slice(at + 64, n)
+    assert (
+        correlation(band[:, head], a[:, head]) > 0.95 and abs(correlation(band[:, head], b[:, head])) < 0.02
+    )
+    assert (
+        correlation(band[:, tail], b[:, tail]) > 0.95 and abs(correlation(band[:, tail], a[:, tail])) < 0.02
+    )
 
 
 def test_adaptive_curve_keeps_level_of_correlated_and_uncorrelated_material() -> None:

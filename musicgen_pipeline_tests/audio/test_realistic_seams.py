@@ -10,6 +10,7 @@ import pytest
 
 from musicgen_pipeline.audio.io import Audio
 from musicgen_pipeline.audio.join import join_segments
+from musicgen_pipeline.audio.loudness import integrated_loudness
 from musicgen_pipeline.audio.metrics import QualityThresholds, score_transition
 from musicgen_pipeline.audio.rhythm import BeatGrid, align_segment, analyze_beats, octave_ratio, track_beats
 from musicgen_pipeline.audio.seam_options import TransitionOptions
@@ -204,3 +205,37 @@ def test_seams_are_within_the_musics_own_spread(render: Render, null_limit: floa
     # The joined length follows the stated rule, to the frame (the report rounds seconds to 0.1 ms).
     rule = result.to_dict()["length_rule"]
     assert abs(rule["duration"] - result.audio.duration) < 0.5e-4 + 1.5 / sr
+
+
+def _seam_dip(track: Audio, seam: Window) -> float:
+    """The seam's loudness dip in LU (BS.1770, `integrated_loudness` of 400 ms windows 50 ms apart): the
+    quietest window of the overlap below the median window of the 3 s either side (the measure of
+    `benchmarks/realistic_seams.py`, K-weighted)."""
+    sr = track.sample_rate
+    win, hop = round(0.4 * sr), round(0.05 * sr)
+
+    def levels(lo: int, hi: int) -> np.ndarray:
+        starts = range(max(0, lo), min(track.frames, hi) - win + 1, hop)
+        return np.array([integrated_loudness(Audio(track.samples[:, s : s + win], sr)) for s in starts])
+
+    around = np.concatenate([levels(seam.start - 3 * sr, seam.start), levels(seam.stop, seam.stop + 3 * sr)])
+    return float(np.median(around) - levels(seam.start, seam.stop).min())
+
+
+def test_bar_position_keeps_the_seams_level(render: Render) -> None:
+    # Two performers drifting in tempo (+4 %, -3 %), time-mapped: which beats meet decides which stretch
+    # of each clip the overlap covers, and the candidates' dips range over 0.1-2 LU here. Following
+    # onset-pattern scores that barely agree (0.35 against 0.19-0.26 for the others) put the seam on a
+    # 1.5 LU dip, more than the seam before phase locking (prev's last beat, nxt's first: 1.4 LU).
+    # The level decides among such positions: none may dip more than that seam, and this one keeps
+    # within 1 LU of the two sides (unjoined stretches of these clips dip 2 dB median).
+    a, b = (render(song) for song in PAIRS["100-96 drifting"])
+    ga, gb = analyze_beats(a), analyze_beats(b)
+    b, gb = align_segment(b, gb, ga.bpm, max_stretch=0.25, time_map=True)
+    dips = {}
+    for lock in (True, False):
+        plan = plan_transition(a, ga, b, gb, TransitionOptions(stem_aware=False, phase_lock=lock))
+        track, seams = assemble([a, b], [plan], [render_transition(plan, a, b)])
+        dips[lock] = _seam_dip(track, seams[0])
+    assert dips[True] <= dips[False] + 0.25, dips
+    assert dips[True] < 1.0, dips
