@@ -559,7 +559,16 @@ def align_segment(
     if keys is not None:
         out = stretch_along(audio, keys)
         src, dst = np.array(keys, dtype=np.float64).T
-        times = np.interp(grid.beat_times * sr, src, dst) / sr
+        x = grid.beat_times * sr
+        times = np.interp(x, src, dst)
+        # A tracked beat can lie before the clip's start (its grid extrapolated there); np.interp would
+        # pin it to frame 0, a phantom beat off the pulse (0.42 s before the next at 0.59 s a beat
+        # on the drifting realistic clip), which the planner then took as nxt's first beat. Beyond
+        # either end the map's end slopes go on, so such a beat stays outside the clip.
+        before, after = x < src[0], x > src[-1]
+        times[before] = dst[0] + (x[before] - src[0]) * (dst[1] - dst[0]) / (src[1] - src[0])
+        times[after] = dst[-1] + (x[after] - src[-1]) * (dst[-1] - dst[-2]) / (src[-1] - src[-2])
+        times /= sr
         warped = BeatGrid(grid.bpm * rate, times, out.duration).at_octave(octave)
         return out, BeatGrid(warped.bpm, warped.beat_times[warped.beat_times < out.duration], out.duration)
     out = stretch(audio, rate) if abs(rate - 1.0) >= 1e-3 else audio
