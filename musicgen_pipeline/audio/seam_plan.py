@@ -153,15 +153,17 @@ def _same_level(
 
 
 # Which beats meet also decides which stretch of each side's music the overlap covers, and so how loud
-# the seam is (`CrossfadeLevel`): on the realistic pairs the candidates' dips range over 0.6-4.5 dB,
-# more than any fade curve changes. A bar position is worth a louder seam only where the onset patterns
+# the seam is (`CrossfadeLevel`): on the realistic pairs the candidates' dips range over 1-5 dB, more
+# than any fade curve changes (the two sides are nearly uncorrelated there: the mix is within 0.25 dB
+# of the sum of their powers). A bar position is worth a louder seam only where the onset patterns
 # really agree (>= MIN_PATTERN_FOR_SHIFT, the shared onsets the residual shift needs too); below that
 # their scores (0.0-0.3 between two different grooves) are noise, and following them put the drive
-# and drifting seams on their quietest candidates (3.9 and 2.0 dB where 2.1 and 0.6 were free).
+# and drifting seams on 3.6 and 2.0 dB candidates where 2.3 and 1.4 were free.
 # LEVEL_TOLERANCE_DB: no candidate may dip more than the planner's default (prev's latest beat, nxt's
-# first: the seam before phase locking) by more than this. PATTERN_MARGIN: agreeing candidates within
-# this of the best agree equally well.
-LEVEL_TOLERANCE_DB = 0.0
+# first: the seam before phase locking) by more than this (about the prediction's own error; a
+# self-join whose grid is 22 ms off needs its agreeing candidate, 0.1 dB louder in its dip, to lock).
+# PATTERN_MARGIN: agreeing candidates within this of the best agree equally well.
+LEVEL_TOLERANCE_DB = 0.25
 PATTERN_MARGIN = 0.05
 
 
@@ -229,13 +231,27 @@ def _phase_lock(
     strong_p = _strong_beats(prev, _beats_frames(prev_grid, sr), p0 - context, p0 + n)
     strong_n = _strong_beats(nxt, _beats_frames(next_grid, sr), n0, n0 + n + context)
     scored = _same_level([(score(p, q), p, q) for p in p_cands for q in n_cands], strong_p, strong_n)
-    value, p, q = _bar_position(
-        scored, CrossfadeLevel(prev.samples, nxt.samples, sr, options.curve), p0, n0, n
+
+    def residual(value: float, p: int, q: int) -> int:
+        """nxt's residual shift (frames) for the candidate: only where the patterns agree."""
+        if value < MIN_PATTERN_FOR_SHIFT:
+            return 0
+        lag, peak = fine_lag(window(env_p, p_lo, p), window(env_n, n_lo, q, max_lag), max_lag)
+        shift = round(lag * hop) if peak > 0.1 else 0
+        return shift if q + shift >= 0 and q + shift + n <= nxt.frames else 0
+
+    # Each candidate is judged as the seam it would make: with its residual shift (a self-join 22 ms
+    # off meets itself in phase once shifted, but combs and dips before).
+    made = [(v, p, q, q + residual(v, p, q)) for v, p, q in scored]
+    value, p, start = _bar_position(
+        [(v, p, shifted) for v, p, _, shifted in made],
+        CrossfadeLevel(prev.samples, nxt.samples, sr, options.curve),
+        p0,
+        n0,
+        n,
     )
-    lag, peak = fine_lag(window(env_p, p_lo, p), window(env_n, n_lo, q, max_lag), max_lag)
-    shift = round(lag * hop) if peak > 0.1 and value >= MIN_PATTERN_FOR_SHIFT else 0
-    if not (q + shift >= 0 and q + shift + n <= nxt.frames):
-        shift = 0
+    q = next(c[2] for c in made if (c[1], c[3]) == (p, start))
+    shift = start - q
     return _Lock(
         prev_start=p,
         next_start=q + shift,
