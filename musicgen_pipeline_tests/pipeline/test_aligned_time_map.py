@@ -83,3 +83,23 @@ def test_a_drifting_segment_is_stretched_along_its_beats(tmp_path: Path) -> None
     head, tail = np.median(np.diff(beats[beats < 5.0])), np.median(np.diff(beats[beats > out.duration - 5.0]))
     assert abs(tail / head - 1) < 0.01  # drift taken out (an average-rate stretch keeps ~8 %)
     assert abs(60.0 / head / track.target_bpm - 1) < 0.01
+
+
+def test_a_one_scene_track_keeps_its_segment_as_generated(tmp_path: Path) -> None:
+    # One scene has no seam to line up: a time map would only move its beats and change its length
+    # (a drifting 10 s scene came out 9.90 s long, so the track fell short of its requested 10 s).
+    drifting = _clicks(110, 120, 10.0)
+    path = write_exact(tmp_path / "scene_0.wav", drifting)
+    request = parse_request({"base_prompt": "clicks", "scenes": [{"mood": "a", "duration": 10}]})
+    context = dg.build_asset_context(
+        partition_key="clicks", resources={"settings": SettingsResource(data_dir=str(tmp_path))}
+    )
+    track = aligned_segments(
+        context=context,
+        soundtrack_request=request,
+        scene_segments=[_segment(0, path, drifting)],
+        beat_grids=[SegmentBeats(0, stored_grid(analyze_beats(drifting)))],
+    )
+    (out,) = track.segments
+    assert out.rate == 1.0 and out.grid.bpm == pytest.approx(track.target_bpm)
+    assert read_exact(out.path).frames == drifting.frames

@@ -3,7 +3,8 @@
 
 The track tempo is the first scene's (`choose_target_bpm`); a segment whose tempo is more than the
 `MAX_TEMPO_STRETCH` (default 25 %) away (after octave folding) or has no pulse is left unstretched. Stretching
-changes a segment's length by its rate; the metadata shows each rate and the resulting duration.
+changes a segment's length by its rate; the metadata shows each rate and the resulting duration. A
+one-scene track has no seam and is left as generated (a time map would change its length for nothing).
 A segment whose tempo drifts is stretched along a time map (its beats onto an even grid at the track
 tempo, `rhythm.drift_time_map`), as `musicgen-pipeline join` does: the request's `TransitionOptions`
 (`quality.transition_options`) decide both, so the pipeline and the CLI make the same seams.
@@ -54,12 +55,13 @@ def aligned_segments(
     target = choose_target_bpm(grids) if request.tempo_match else 0.0
     out = []
     rows = []
+    seams = len(scene_segments) > 1  # one scene has no seam: stretching it would only change its length
     for segment, grid in zip(scene_segments, grids, strict=True):
         raw = read_exact(segment.path)
         audio = remove_dc(raw)
         aligned, aligned_grid = (
             align_segment(audio, grid, target, max_stretch=options.max_stretch, time_map=options.time_map)
-            if target > 0
+            if target > 0 and seams
             else (audio, grid)
         )
         rate = audio.duration / aligned.duration if aligned.duration else 1.0
