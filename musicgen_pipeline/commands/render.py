@@ -11,7 +11,8 @@ The run executes in this process against the configured Dagster instance (DAGSTE
 background process instead and prints the run id (``--wait`` then follows it to the end). With several
 files ``--detach`` prints the bulk run's id and each request's render run id (`launch.start_bulk_detached`:
 the renders follow the bulk run in its worker, or, under a Dagster daemon, by the sensor
-``render_after_bulk``, whose runs are found by their ``musicgen/bulk_run`` tag).
+``render_after_bulk``, whose runs are found by their ``musicgen/bulk_run`` tag: ``--wait`` prints their
+ids, in the same ``run ID started (...)`` lines, once the sensor has started them).
 """
 
 from __future__ import annotations
@@ -215,7 +216,13 @@ def _detach_bulk(
     for bulk in bulks:
         progress = _follow(watcher, bulk.run_id)
         print(f"bulk run {bulk.run_id} {progress.status}", file=sys.stderr)
-        render_ids.update(bulk.renders or _sensor_renders(instance, bulk.run_id, bulk.keys))
+        if not bulk.by_sensor:
+            render_ids.update(bulk.renders)
+            continue
+        found = _sensor_renders(instance, bulk.run_id, bulk.keys)
+        for key, run_id in found.items():  # printed as the renders a bulk's own worker runs are
+            print(f"run {run_id} started ({paths[key]}, partition {key}; after bulk run {bulk.run_id[:8]})")
+        render_ids.update(found)
     errors: dict[str, str | None] = {}
     for key in keys:
         if key not in render_ids:
