@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-def _tool(name: str) -> str:
+def tool(name: str) -> str:
     path = BIN / name
     return str(path) if path.exists() else name
 
@@ -84,7 +84,7 @@ def wait_for(predicate, timeout: float, what: str, topology: Topology | None = N
 
 def _grpc_ready(topology: Topology) -> bool:
     result = subprocess.run(
-        [_tool("dagster"), "api", "grpc-health-check", "-p", str(topology.grpc_port)],
+        [tool("dagster"), "api", "grpc-health-check", "-p", str(topology.grpc_port)],
         env=topology.env,
         capture_output=True,
         timeout=60,
@@ -137,7 +137,7 @@ def dagster_topology(env: dict[str, str], logs: Path, grpc_port: int, web_port: 
         topology.start(
             "code-server",
             [
-                _tool("dagster"),
+                tool("dagster"),
                 "api",
                 "grpc",
                 "-m",
@@ -152,9 +152,9 @@ def dagster_topology(env: dict[str, str], logs: Path, grpc_port: int, web_port: 
         )
         wait_for(lambda: _grpc_ready(topology), 240, "the code server to serve", topology, interval=2.0)
         topology.start(
-            "webserver", [_tool("dagster-webserver"), "-h", "127.0.0.1", "-p", str(web_port), "-w", workspace]
+            "webserver", [tool("dagster-webserver"), "-h", "127.0.0.1", "-p", str(web_port), "-w", workspace]
         )
-        topology.start("daemon", [_tool("dagster-daemon"), "run", "-w", workspace])
+        topology.start("daemon", [tool("dagster-daemon"), "run", "-w", workspace])
         wait_for(lambda: _web_ready(topology), 240, "the webserver to answer", topology, interval=2.0)
         yield topology
     finally:

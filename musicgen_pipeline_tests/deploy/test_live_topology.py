@@ -11,6 +11,11 @@ In order, against one deployment:
 3. **UI "Materialize"** (GraphQL, as the UI sends it: Dagster's hidden `__ASSET_JOB`, no job tags) of the
    generation asset while that render runs: the run gets the GPU run tags from the run coordinator and
    waits QUEUED behind the `musicgen/gpu` tag limit; it is then cancelled from the queue.
+4. **A bulk run through the daemon.** `musicgen-pipeline render --detach --wait A.json B.json`, as an
+   operator runs it (`RUN_QUEUE=auto` finds the live daemon): the bulk run joins the daemon's queue as a
+   range run over both partitions and succeeds; the sensor `render_after_bulk` then launches one render
+   run per request (tag `musicgen/bulk_run`, the tags of every render of that request), both succeed,
+   each soundtrack lasts what its request asks, and `--wait` prints each run id and report, exit 0.
 Figures (seconds) are printed at the end (`pytest -s`). Everything started is stopped.
 """
 
@@ -18,8 +23,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
+import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -31,8 +38,17 @@ import dagster as dg
 import pytest
 
 from musicgen_pipeline import gpu_runs, run_health
+from musicgen_pipeline.naming import (
+    BULK_JOB,
+    BULK_KEYS_TAG,
+    BULK_RUN_TAG,
+    PARTITION_RANGE_END_TAG,
+    PARTITION_RANGE_START_TAG,
+    run_tags,
+)
+from musicgen_pipeline.request import parse_request
 from musicgen_pipeline_tests.deploy import postgres
-from musicgen_pipeline_tests.deploy.services import ROOT, Topology, dagster_topology, wait_for
+from musicgen_pipeline_tests.deploy.services import ROOT, Topology, dagster_topology, tool, wait_for
 
 pytestmark = [
     pytest.mark.live,
@@ -290,8 +306,118 @@ def test_one_host_topology_on_postgres(deployment) -> None:
     )
     assert (data / "outputs" / key / "soundtrack.wav").exists()
     assert gpu_slots(instance)[1] == set()
+
+    # 4. A bulk run of two requests through the daemon's queue, renders launched by render_after_bulk.
+    bulk_step(topology, instance, data, figures)
     figures["runs"] = len(list(instance.get_runs()))
     figures["total (s)"] = round(time.monotonic() - t0, 1)
     print("\nlive topology figures:")
     for name, value in figures.items():
         print(f"  {name}: {value}")
+
+
+def wav_seconds(path: Path) -> float:
+    import soundfile
+
+    info = soundfile.info(str(path))
+    return info.frames / info.samplerate
+
+
+def bulk_step(
+    topology: Topology, instance: dg.DagsterInstance, data: Path, figures: dict[str, float | int | str]
+) -> None:
+    """`render --detach --wait A.json B.json` against the deployment, as an operator runs it."""
+    raws = {data.parent / f"bulk-{seed}.json": request(seed) for seed in (21, 22)}
+    for path, raw in raws.items():
+        path.write_text(json.dumps(raw), encoding="utf-8")
+    requests = {str(path): parse_request(raw) for path, raw in raws.items()}
+    keys = [r.partition_key() for r in requests.values()]
+    out_path, err_path = topology.logs / "bulk-render.out", topology.logs / "bulk-render.err"
+    t0 = time.monotonic()
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        proc = subprocess.Popen(
+            [tool("musicgen-pipeline"), "render", "--detach", "--wait", *requests],
+            cwd=str(ROOT),
+            env=topology.env,  # RUN_QUEUE unset: auto, which must find the live daemon
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+        )
+        try:
+            wait_for(
+                lambda: proc.poll() is not None,
+                3 * RUN_TIMEOUT,
+                "render --detach --wait of the bulk to exit",
+                topology,
+                interval=2.0,
+            )
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
+    figures["bulk: render --detach --wait, 2 requests (s)"] = round(time.monotonic() - t0, 1)
+    stdout = out_path.read_text(encoding="utf-8")
+    stderr = err_path.read_text(encoding="utf-8")
+    printed = f"stdout:\n{stdout}\nstderr:\n{stderr[-4000:]}\n{topology.tails()}"
+    assert proc.returncode == 0, printed
+
+    # The bulk run: a range run over both partitions, queued and dequeued by the daemon, SUCCESS.
+    (bulk_id,) = re.findall(r"^bulk run (\S+) started", stdout, re.M)
+    bulk = instance.get_run_record_by_id(bulk_id)
+    assert bulk is not None, printed
+    run = bulk.dagster_run
+    assert run.job_name == BULK_JOB and run.status == dg.DagsterRunStatus.SUCCESS, printed
+    assert run.tags[PARTITION_RANGE_START_TAG] == keys[0]
+    assert run.tags[PARTITION_RANGE_END_TAG] == keys[1]
+    assert run.tags[BULK_KEYS_TAG] == ",".join(keys)
+    assert "dagster/partition" not in run.tags
+    assert run.tags[gpu_runs.GPU_RUN_TAG] == "1"
+    kinds = event_types(instance, bulk_id)
+    assert "PIPELINE_ENQUEUED" in kinds, kinds  # auto chose the daemon's queue
+    # Enqueued at submission, launched (STARTING) by the daemon afterwards (Dagster emits no DEQUEUED).
+    assert (
+        kinds.index("PIPELINE_ENQUEUED") < kinds.index("PIPELINE_STARTING") < kinds.index("PIPELINE_SUCCESS")
+    )
+    figures["bulk run: submitted to SUCCESS (s)"] = round(
+        bulk.end_time - bulk.create_timestamp.timestamp(), 1
+    )
+
+    # One render run per request, launched by render_after_bulk after the bulk run ended, tagged as
+    # every render of that request is, each SUCCESS.
+    renders = {r.tags["dagster/partition"]: r for r in runs_of(instance, **{BULK_RUN_TAG: bulk_id})}
+    assert sorted(renders) == sorted(keys), printed
+    source = f"bulk run {bulk_id[:8]}"
+    last_end = bulk.end_time
+    for path, req in requests.items():
+        key = req.partition_key()
+        render = instance.get_run_record_by_id(renders[key].run_id)
+        tags = render.dagster_run.tags
+        assert tags.get("dagster/sensor_name") == "render_after_bulk", tags
+        assert tags.get("dagster/run_key") == f"{bulk_id}:{key}"
+        expected = run_tags(req, source=source, bulk_run=bulk_id)
+        assert {k: tags.get(k) for k in expected} == expected
+        assert tags[gpu_runs.GPU_RUN_TAG] == "1"
+        assert render.dagster_run.status == dg.DagsterRunStatus.SUCCESS, printed
+        assert render.create_timestamp.timestamp() >= bulk.end_time  # it followed the bulk run
+        assert "PIPELINE_ENQUEUED" in event_types(instance, render.dagster_run.run_id)
+        last_end = max(last_end, render.end_time)
+        # Its scenes were generated by the bulk run (batched), none by its render run.
+        generated = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("scene_generation"), asset_partitions=[key]), limit=1
+        ).records[0]
+        assert generated.run_id == bulk_id
+        rows = generated.asset_materialization.metadata["rows_generated"].value
+        assert rows == len(req.scenes) == len(list((data / "outputs" / key).rglob("attempt_*.json")))
+        # The soundtrack of the requested length, and what --wait printed: its run id and report.
+        wav = data / "outputs" / key / "soundtrack.wav"
+        assert wav.exists(), printed
+        assert abs(wav_seconds(wav) - req.expected_duration) <= req.duration_tolerance
+        run_id = render.dagster_run.run_id
+        assert re.search(rf"^run {run_id} started \({re.escape(path)}, partition {key};", stdout, re.M), (
+            printed
+        )
+        report = stdout.split(f"== {path} (partition {key})\n", 1)
+        assert len(report) == 2 and report[1].startswith(f"soundtrack: {wav}"), printed
+    assert "bulk: 2 of 2 rendered" in stderr, printed
+    figures["bulk: bulk run SUCCESS to last render SUCCESS (s)"] = round(last_end - bulk.end_time, 1)
+    figures["bulk: runs"] = f"1 bulk ({bulk_id[:8]}) + {len(renders)} renders by render_after_bulk"
