@@ -58,6 +58,7 @@ pytestmark = [
 ]
 
 RUN_TIMEOUT = 900.0  # one tiny-random render on a loaded 2-core machine (about 1-6 min seen)
+BULK_TIMEOUT = 1200.0  # a bulk run and its two renders, one GPU run at a time (about 3 min seen)
 DEAD_RUN_BOUND = 60.0  # poll_interval_seconds (5) + daemon tick + free_slots_after_run_end_seconds (5)
 RENDER_JOB = "render_soundtrack"
 
@@ -346,7 +347,7 @@ def bulk_step(
         try:
             wait_for(
                 lambda: proc.poll() is not None,
-                3 * RUN_TIMEOUT,
+                BULK_TIMEOUT,
                 "render --detach --wait of the bulk to exit",
                 topology,
                 interval=2.0,
