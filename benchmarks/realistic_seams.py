@@ -11,7 +11,9 @@ with PYTHONPATH=DIR. Every number is measured by THIS tree's code on the output 
   ibi      inter-beat deviation across the seam (`audio.seam_rhythm`), percent of the median beat
   phase    beat-phase error across the seam, beats
   dip      loudness dip at the seam: the quietest 400 ms of the overlap vs the median 400 ms level of
-           the 3 s either side, dB (positive = quieter)
+           the 3 s either side, dB (positive = quieter), on the mono sum (mean of the channels)
+  dip LU   the same on BS.1770 momentary loudness (K-weighted, channels' powers summed: what a stereo
+           listener hears; the mono sum also loses whatever the two channels hold in anti-phase)
   tempo    |bpm after / bpm before - 1| on the joined track, 8 s either side of the overlap, percent
   length   joined duration minus (first + tempo-matched second - crossfade), seconds; the report's
            `length_rule` explains it (after) or nothing does (before)
@@ -39,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from musicgen_pipeline.audio.io import Audio, read_audio, write_audio  # noqa: E402
+from musicgen_pipeline.audio.loudness import k_weighted  # noqa: E402
 from musicgen_pipeline.audio.rhythm import analyze_beats, octave_ratio  # noqa: E402
 from musicgen_pipeline.audio.seam_rhythm import null_seam_rhythm, seam_rhythm  # noqa: E402
 from musicgen_pipeline.audio.window import Window  # noqa: E402
@@ -55,6 +58,26 @@ def loudness_dip(audio: Audio, seam: Window) -> float:
     def levels(a: int, b: int) -> np.ndarray:
         starts = np.arange(max(0, a), max(0, min(y.size, b) - win) + 1, hop)
         return np.array([10 * np.log10(np.mean(y[s : s + win] ** 2) + 1e-12) for s in starts])
+
+    inside = levels(seam.start, seam.stop)
+    around = np.concatenate([levels(seam.start - 3 * sr, seam.start), levels(seam.stop, seam.stop + 3 * sr)])
+    if inside.size == 0 or around.size == 0:
+        return 0.0
+    return float(np.median(around) - inside.min())
+
+
+def loudness_dip_lu(audio: Audio, seam: Window) -> float:
+    """`loudness_dip` on BS.1770 momentary loudness (400 ms windows of the K-weighted channels' summed
+    power; the region is K-weighted once, from 1 s before the first window)."""
+    sr = audio.sample_rate
+    win, hop = round(0.4 * sr), round(0.05 * sr)
+    lo, hi = max(0, seam.start - 4 * sr), min(audio.frames, seam.stop + 3 * sr)
+    power = np.sum(np.square(k_weighted(audio.samples[:, lo:hi], sr)), axis=0)
+    csum = np.concatenate([[0.0], np.cumsum(power)])
+
+    def levels(a: int, b: int) -> np.ndarray:
+        starts = np.arange(max(lo + sr, a), min(hi, b) - win + 1, hop) - lo
+        return 10 * np.log10((csum[starts + win] - csum[starts]) / win + 1e-12)
 
     inside = levels(seam.start, seam.stop)
     around = np.concatenate([levels(seam.start - 3 * sr, seam.start), levels(seam.stop, seam.stop + 3 * sr)])
@@ -106,6 +129,7 @@ def measure(report: dict, out: Path, a: Audio) -> dict:
         "ibi": None if rhythm.inter_beat_deviation is None else 100 * rhythm.inter_beat_deviation,
         "phase": rhythm.phase_error,
         "dip": loudness_dip(audio, seam),
+        "dip_lu": loudness_dip_lu(audio, seam),
         "tempo": 100 * tempo_change(audio, seam),
         "length": audio.duration - expected,
         "rule": report.get("length_rule"),
@@ -130,6 +154,7 @@ def main() -> int:
     nulls: list[float] = []
     phases: list[float] = []
     dips: list[float] = []
+    dips_lu: list[float] = []
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.pairs:
@@ -142,6 +167,7 @@ def main() -> int:
                 sr = clip.sample_rate
                 for t in np.arange(4.0, clip.duration - 5.0, 1.0):
                     dips.append(loudness_dip(clip, Window(round(t * sr), round((t + 2.0) * sr))))
+                    dips_lu.append(loudness_dip_lu(clip, Window(round(t * sr), round((t + 2.0) * sr))))
                 for r in null_seam_rhythm(clip, 2.0):
                     if r.inter_beat_deviation is not None:
                         nulls.append(100 * r.inter_beat_deviation)
@@ -160,14 +186,17 @@ def main() -> int:
     print(
         f"null (unjoined stretches, {len(nulls)} pseudo-seams): inter-beat deviation median "
         f"{np.median(nulls):.2f} %, p95 {p95:.2f} % -> limit {limit:.2f} %; phase p95 {np.percentile(phases, 95):.3f} beat; "
-        f"loudness dip ({len(dips)} pseudo-seams) median {np.median(dips):.2f} dB, p95 {np.percentile(dips, 95):.2f} dB"
+        f"loudness dip ({len(dips)} pseudo-seams) median {np.median(dips):.2f} dB, p95 {np.percentile(dips, 95):.2f} dB "
+        f"(BS.1770: median {np.median(dips_lu):.2f} LU, p95 {np.percentile(dips_lu, 95):.2f} LU)"
     )
     labels = [label for label, _ in trees][::-1]
     head = "| pair | tempo change | " + " | ".join(
-        f"{m} {label}" for m in ("ibi %", "phase (beat)", "dip dB", "tempo %", "length s") for label in labels
+        f"{m} {label}"
+        for m in ("ibi %", "phase (beat)", "dip dB", "dip LU", "tempo %", "length s")
+        for label in labels
     )
     print(head + " |")
-    print("|" + "---|" * (2 + 5 * len(labels)))
+    print("|" + "---|" * (2 + 6 * len(labels)))
     for row in rows:
         cells = [
             row["pair"],
@@ -177,6 +206,7 @@ def main() -> int:
             ("ibi", ".1f"),
             ("phase", ".3f"),
             ("dip", ".2f"),
+            ("dip_lu", ".2f"),
             ("tempo", ".2f"),
             ("length", "+.3f"),
         ):

@@ -36,6 +36,21 @@ CHUNK_SECONDS = 10.0  # oversample in chunks: a 20-minute stereo track at 4x wou
 MARGIN = 256  # frames of real signal on each side of a chunk, so the resampler sees no false edge
 
 
+def k_weighted(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """`samples` (channels, frames) through BS.1770's K-weighting (the +4 dB high shelf at 1.5 kHz, then
+    the 38 Hz high-pass), float64: the mean square of a channel of this, summed over channels, is the
+    loudness measure's power (LUFS = -0.691 + 10 log10 of it)."""
+    import pyloudnorm
+
+    x = np.atleast_2d(samples).astype(np.float64)
+    for stage in (
+        pyloudnorm.IIRfilter(4.0, 1 / np.sqrt(2), 1500.0, sample_rate, "high_shelf"),
+        pyloudnorm.IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass"),
+    ):
+        x = np.stack([stage.apply_filter(channel) for channel in x])
+    return x
+
+
 def _channel_max_abs(x: np.ndarray) -> np.ndarray:
     """max over channels of |x| for (channels, n) (elementwise, much faster than a reduce over axis 0 of size 2)."""
     out = np.abs(x[0]).astype(np.float64)
