@@ -129,7 +129,7 @@ def micro_swap(a: np.ndarray, b: np.ndarray, at: int, fade: int) -> np.ndarray:
 BASS_SWAP_MAX_GAIN = 2.0
 
 
-def _local_power(x: np.ndarray, smooth: int) -> np.ndarray:
+def local_power(x: np.ndarray, smooth: int) -> np.ndarray:
     """Per frame, the channels' mean power over a centred `smooth`-frame window (the overlap's mean
     power everywhere when `smooth` is 0 or longer than the overlap)."""
     power = np.mean(np.square(x, dtype=np.float64), axis=0)
@@ -158,7 +158,7 @@ def bass_swap_gains(
     a, b = np.atleast_2d(a), np.atleast_2d(b)
     n = a.shape[-1]
     fade_out, fade_in = fade_curves(n, "equal_power" if curve == "adaptive" else curve)
-    pa, pb = _local_power(a, smooth), _local_power(b, smooth)
+    pa, pb = local_power(a, smooth), local_power(b, smooth)
     target = fade_out**2 * pa + fade_in**2 * pb
 
     def gain(power: np.ndarray) -> np.ndarray:

@@ -9,11 +9,15 @@ The chain (each step is also exposed on its own, so the Dagster pipeline can mak
    (`timeline.plan_seams` for a whole track, aimed at scene boundaries when given).
 5. `seam_plan.stem_windows(plan) -> (Window, Window)`: the frames of each side that need stems;
    separate only those (`stems.split_window`, with any `StemSplitter`: DSP or Demucs).
-6. `seam_render.render_transition(plan, prev, nxt, prev_stems, next_stems) -> Audio`: the overlap.
-7. `timeline.assemble(segments, plans, overlaps) -> (Audio, [Window])`: the track, each overlap's frames.
-8. `metrics.score_transition` on the joined track per seam.
+6. `seam_level.level_glides(segments, plans, ...) -> [envelope | None]`: each incoming segment arrives
+   at the outgoing one's level and glides to its own after the overlap.
+7. `seam_render.render_transition(plan, prev, nxt, prev_stems, next_stems, gains=...) -> Audio`: the
+   overlap (held at its sides' level, `seam_level.hold_level`).
+8. `timeline.assemble(segments, plans, overlaps) -> (Audio, [Window])`: the track, each overlap's frames
+   (segments with their glides applied, `seam_render.with_gain`).
+9. `metrics.score_transition` on the joined track per seam.
 
-`join_segments` runs 1-8 and returns a `JoinResult`; `score_seam(prev, nxt)` is the fast preview the
+`join_segments` runs 1-9 and returns a `JoinResult`; `score_seam(prev, nxt)` is the fast preview the
 quality loop runs right after generating a segment. Loudness normalisation is a separate call
 (`loudness.normalize_loudness`). Thresholds and options are parameters: nothing here reads settings.
 """
@@ -36,9 +40,10 @@ from musicgen_pipeline.audio.rhythm import (
     choose_target_bpm,
     octave_ratio,
 )
+from musicgen_pipeline.audio.seam_level import arrival_db, level_glides
 from musicgen_pipeline.audio.seam_options import TransitionOptions
 from musicgen_pipeline.audio.seam_plan import plan_transition, stem_windows
-from musicgen_pipeline.audio.seam_render import render_transition
+from musicgen_pipeline.audio.seam_render import render_transition, with_gain
 from musicgen_pipeline.audio.stems import StemSplitter, split_window
 from musicgen_pipeline.audio.timeline import assemble, plan_seams
 from musicgen_pipeline.errors import InputError
@@ -128,6 +133,7 @@ def join_segments(
     timings["stretch"] = time.perf_counter() - clock
 
     plans = plan_seams(aligned, aligned_grids, options, boundaries)[0] if len(aligned) > 1 else []
+    glides = level_glides([a.samples for a in aligned], plans, sr, options.level_glide_seconds)
     overlaps: list[Audio] = []
     context = round(options.stem_context_seconds * sr)
     for i, plan in enumerate(plans):
@@ -139,11 +145,15 @@ def join_segments(
             next_stems = split_window(splitter, aligned[i + 1], next_window.start, next_window.stop, context)
             timings["split"] += time.perf_counter() - clock
         clock = time.perf_counter()
-        overlaps.append(render_transition(plan, aligned[i], aligned[i + 1], prev_stems, next_stems))
+        overlaps.append(
+            render_transition(
+                plan, aligned[i], aligned[i + 1], prev_stems, next_stems, gains=(glides[i], glides[i + 1])
+            )
+        )
         timings["crossfade"] += time.perf_counter() - clock
 
     clock = time.perf_counter()
-    track, seams = assemble(aligned, plans, overlaps)
+    track, seams = assemble([with_gain(a, g) for a, g in zip(aligned, glides, strict=True)], plans, overlaps)
     timings["crossfade"] += time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -166,6 +176,7 @@ def join_segments(
                 stem_aware=stem_aware,
                 scores=scores,
                 plan=plan,
+                level_step_db=arrival_db(glides[i + 1]),
             )
         )
     timings["metrics"] = time.perf_counter() - clock

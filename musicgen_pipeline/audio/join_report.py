@@ -41,6 +41,7 @@ class TransitionReport:
     stem_aware: bool
     scores: TransitionScores
     plan: TransitionPlan
+    level_step_db: float = 0.0  # the incoming side's gain on arrival (`seam_level.level_glides`), dB
 
     @property
     def passed(self) -> bool:
@@ -60,6 +61,7 @@ class TransitionReport:
             "prev_end_trim": round(self.plan.prev_end_trim / self.plan.sample_rate, 4),
             "next_start_trim": round(self.plan.next_start / self.plan.sample_rate, 4),
             "phase_shift_ms": round(1000 * self.plan.phase_shift_frames / self.plan.sample_rate, 2),
+            "level_step_db": round(self.level_step_db, 2),
             **self.scores.to_dict(),
             "plan": self.plan.to_dict(),
         }

@@ -34,6 +34,11 @@ class TransitionOptions:
     `phase_lock_seconds`, from the onset envelopes' cross-correlation over the overlap; `phase_lock`).
     time_map: stretch a segment whose tempo drifts along a time map (its smoothed beats onto an even
     grid) instead of by its average tempo (`rhythm.align_segment`).
+    hold_level: lift the overlap where it falls below the level its two sides have just outside it
+    (a slow gain, at most `seam_level.MAX_LIFT_DB`, 1 at both ends; `seam_level.hold_level`).
+    level_glide_seconds: the incoming segment arrives at the outgoing one's level (a step of at most
+    `seam_level.MAX_GLIDE_DB`) and glides to its own over this many seconds after the overlap
+    (`seam_level.level_glides`); 0: each segment keeps its own level and the seam steps.
     """
 
     crossfade_seconds: float = 2.0
@@ -51,6 +56,8 @@ class TransitionOptions:
     phase_lock: bool = True
     phase_lock_seconds: float = 0.035
     time_map: bool = True
+    hold_level: bool = True
+    level_glide_seconds: float = 8.0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.crossfade_seconds, (int, float)) and math.isfinite(self.crossfade_seconds)):
@@ -65,6 +72,7 @@ class TransitionOptions:
             "micro_fade_seconds",
             "stem_context_seconds",
             "phase_lock_seconds",
+            "level_glide_seconds",
         ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):

@@ -61,6 +61,8 @@ class TransitionPlan:
     prev_beat_shift: int = 0
     next_beat_shift: int = 0
     pattern_score: float = 0.0
+    # Lift the overlap to the level its sides have around it (`seam_level.hold_level`).
+    hold_level: bool = False
 
     @property
     def prev_stop(self) -> int:
@@ -380,6 +382,7 @@ def plan_transition(
         prev_beat_shift=lock.prev_beats,
         next_beat_shift=lock.next_beats,
         pattern_score=round(lock.score, 4),
+        hold_level=options.hold_level,
     )
 
 

@@ -2,7 +2,9 @@
 
 A stem-aware crossfade (drums/other/vocals cross with the plan's curve, the bass changes sides on a
 beat, band-limited to `BASS_SWAP_CUTOFF_HZ`) when the plan asks for it and stems of both sides are
-given, else a plain crossfade. The output is exactly `plan.overlap_frames` long.
+given, else a plain crossfade; then, when the plan holds the level (`seam_level.hold_level`), lifted
+where it falls below the level its sides have just outside it. The output is exactly
+`plan.overlap_frames` long.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import numpy as np
 
 from musicgen_pipeline.audio.crossfade import crossfade, stem_aware_crossfade
 from musicgen_pipeline.audio.io import Audio
+from musicgen_pipeline.audio.seam_level import CONTEXT_SECONDS, hold_level
 from musicgen_pipeline.audio.seam_plan import TransitionPlan
 from musicgen_pipeline.audio.stems import Stems, with_residual_other
 from musicgen_pipeline.audio.window import Window
@@ -57,23 +60,43 @@ def _band_limit_bass(stems: Stems, sample_rate: int) -> Stems:
     return with_residual_other(out, mix)
 
 
+def with_gain(audio: Audio, gain: np.ndarray | None) -> Audio:
+    """`audio` times a per-frame gain (shape (frames,)); `audio` itself when `gain` is None."""
+    if gain is None:
+        return audio
+    return Audio((audio.samples * gain).astype(np.float32), audio.sample_rate)
+
+
+def _scaled(stems: Stems, gain: np.ndarray | None, window: Window) -> Stems:
+    return stems if gain is None else {k: (v * window.of(gain)).astype(np.float32) for k, v in stems.items()}
+
+
 def render_transition(
     plan: TransitionPlan,
     prev: Audio,
     nxt: Audio,
     prev_stems: Stems | None = None,
     next_stems: Stems | None = None,
+    *,
+    gains: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
 ) -> Audio:
     """The overlap's audio (`plan.overlap_frames` long): a stem-aware crossfade when the plan asks for it
     and stems of both sides are given (whole-segment stems or the `stem_windows` ones), else a plain
-    crossfade with the plan's curve."""
+    crossfade with the plan's curve. `gains`: each side's gain envelope over its whole segment
+    (`seam_level.level_glides`; None: none), applied to the audio and its stems alike."""
     if prev.channels != nxt.channels:
         raise ValueError(f"channel counts differ: {prev.channels} and {nxt.channels}")
+    plain_prev, plain_next = prev, nxt
+    prev, nxt = with_gain(prev, gains[0]), with_gain(nxt, gains[1])
     a = plan.prev_window.of(prev.samples)
     b = plan.next_window.of(nxt.samples)
     if plan.stem_aware and prev_stems is not None and next_stems is not None:
-        sa = _window_stems(prev_stems, prev, plan.prev_window, "previous")
-        sb = _window_stems(next_stems, nxt, plan.next_window, "next")
+        sa = _scaled(
+            _window_stems(prev_stems, plain_prev, plan.prev_window, "previous"), gains[0], plan.prev_window
+        )
+        sb = _scaled(
+            _window_stems(next_stems, plain_next, plan.next_window, "next"), gains[1], plan.next_window
+        )
         sa = _band_limit_bass(sa, prev.sample_rate)
         sb = _band_limit_bass(sb, nxt.sample_rate)
         common = [k for k in sa if k in sb]
@@ -86,5 +109,16 @@ def render_transition(
                 plan.curve,
                 bass_smooth=round(BASS_LEVEL_SECONDS * prev.sample_rate),
             )
-            return Audio(mixed, prev.sample_rate)
-    return Audio(crossfade(a, b, plan.curve), prev.sample_rate)
+            return _held(plan, prev, nxt, mixed)
+    return _held(plan, prev, nxt, crossfade(a, b, plan.curve))
+
+
+def _held(plan: TransitionPlan, prev: Audio, nxt: Audio, mixed: np.ndarray) -> Audio:
+    """The rendered overlap, lifted to its sides' level when the plan asks for it (`hold_level`): each
+    side's level is measured on up to `CONTEXT_SECONDS` of it outside the overlap."""
+    if not plan.hold_level:
+        return Audio(mixed, prev.sample_rate)
+    ctx = round(CONTEXT_SECONDS * prev.sample_rate)
+    before = prev.samples[:, max(0, plan.prev_start - ctx) : plan.prev_start]
+    after = nxt.samples[:, plan.next_stop : plan.next_stop + ctx]
+    return Audio(hold_level(mixed, before, after, prev.sample_rate, plan.curve), prev.sample_rate)

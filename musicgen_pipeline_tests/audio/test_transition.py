@@ -12,9 +12,10 @@ from musicgen_pipeline.audio.join import join_segments, linear_crossfade_join, s
 from musicgen_pipeline.audio.join_report import JoinResult
 from musicgen_pipeline.audio.metrics import QualityThresholds, detect_clicks
 from musicgen_pipeline.audio.rhythm import BeatGrid, align_segment, analyze_beats, choose_target_bpm
+from musicgen_pipeline.audio.seam_level import level_glides
 from musicgen_pipeline.audio.seam_options import TransitionOptions
 from musicgen_pipeline.audio.seam_plan import TransitionPlan, plan_transition, stem_windows
-from musicgen_pipeline.audio.seam_render import render_transition
+from musicgen_pipeline.audio.seam_render import render_transition, with_gain
 from musicgen_pipeline.audio.stems import DspStemSplitter, split_window
 from musicgen_pipeline.audio.synth import beat_times, synth_song
 from musicgen_pipeline.audio.timeline import assemble
@@ -102,8 +103,10 @@ def test_the_pieces_compose_to_join_segments(songs: tuple[Audio, Audio], joined:
     # Stems of each side sum back to that side's mix.
     assert np.max(np.abs(sum(prev_stems.values()) - pa.samples[:, p0:p1])) < 1e-4
     assert np.max(np.abs(sum(next_stems.values()) - na.samples[:, n0:n1])) < 1e-4
-    overlap = render_transition(plan, pa, na, prev_stems, next_stems)
-    track, seams = assemble([pa, na], [plan], [overlap])
+    glides = level_glides([pa.samples, na.samples], [plan], SR, options.level_glide_seconds)
+    assert glides[0] is None and glides[1] is not None  # the second song arrives at the first's level
+    overlap = render_transition(plan, pa, na, prev_stems, next_stems, gains=(glides[0], glides[1]))
+    track, seams = assemble([pa, with_gain(na, glides[1])], [plan], [overlap])
     assert seams == [(p0, p0 + plan.overlap_frames)]
     assert track.frames == p0 + plan.overlap_frames + na.frames - n1
     np.testing.assert_array_equal(track.samples, joined.audio.samples)
