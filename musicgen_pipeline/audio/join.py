@@ -203,7 +203,8 @@ def score_seam(
 
     Uses only prev's last and nxt's first `PREVIEW_SECONDS` (plus the crossfade), matches nxt's tempo to
     prev's, plans the seam as `join_segments` would and renders it with a plain crossfade (no stems:
-    the bass swap changes little of what the scores see), then scores it. Seconds, not minutes, so the
+    the bass swap changes little of what the scores see) and the level glide and hold the mix will
+    give it, then scores it. Seconds, not minutes, so the
     quality loop can call it after every generated segment.
     """
     options = options or TransitionOptions()
@@ -218,8 +219,9 @@ def score_seam(
         if options.tempo_match and ga.bpm > 0 and gb.bpm > 0:
             b, gb = align_segment(b, gb, ga.bpm, max_stretch=options.max_stretch, time_map=options.time_map)
     plan = plan_transition(a, ga, b, gb, options)
-    overlap = render_transition(plan, a, b)
-    track, seams = assemble([a, b], [plan], [overlap])
+    glide = level_glides([a.samples, b.samples], [plan], a.sample_rate, options.level_glide_seconds)[1]
+    overlap = render_transition(plan, a, b, gains=(None, glide))
+    track, seams = assemble([a, with_gain(b, glide)], [plan], [overlap])
     return score_transition(track, seams[0].start, seams[0].stop, thresholds)
 
 

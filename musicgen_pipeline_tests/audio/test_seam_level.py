@@ -5,11 +5,13 @@ outgoing one's level and glides to its own (capped, chained seam by seam, stems 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from musicgen_pipeline.audio.io import Audio
-from musicgen_pipeline.audio.join import join_segments
+from musicgen_pipeline.audio.join import join_segments, score_seam
 from musicgen_pipeline.audio.seam_level import (
     MAX_GLIDE_DB,
     MAX_LIFT_DB,
@@ -159,3 +161,15 @@ def test_stems_take_the_same_gain_as_their_side() -> None:
     by_hand = render_transition(plan, *(with_gain(a, g) for a, g in zip(sides, gains, strict=True)), *scaled)
     assert plan.stem_aware and plan.bass_swap is not None
     np.testing.assert_allclose(glided.samples, by_hand.samples, atol=1e-5)
+
+
+def test_the_seam_preview_hears_the_glide_the_mix_will_give() -> None:
+    # The quality loop judges a fresh scene by `score_seam`: it must hear the seam the mix will make,
+    # or it regenerates scenes for a level step the glide takes out.
+    prev, nxt = Audio(_noise(10.0, 1.0, 14), SR), Audio(_noise(16.0, 10 ** (-8 / 20), 15), SR)  # 8 dB down
+    options = TransitionOptions(beat_align=False, tempo_match=False, stem_aware=False)
+    preview = score_seam(prev, nxt, options)
+    joined = join_segments([prev, nxt], options).transitions[0].scores
+    unglided = score_seam(prev, nxt, replace(options, level_glide_seconds=0.0))
+    assert preview.energy_ratio == pytest.approx(joined.energy_ratio, rel=0.05)
+    assert unglided.energy_ratio > 2.0 and preview.energy_ratio < 1.5
