@@ -21,11 +21,15 @@ What the rhythm precision costs per seam (issue 12), each beside the same step w
   time map   align_segment(time_map=True) of a segment whose tempo drifts 4 % (rubberband R2 along
              its beats; needs fluidsynth for the realistic clip, else skipped)
              baseline: align_segment at its average tempo (R3, one rate)
+  level      level_glides + render_transition holding the level (K-weighted levels of 3 s either
+             side, the overlap's lift) and the glided segment for assembly
+             baseline: render_transition without (hold_level off, no glide)
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -41,9 +45,10 @@ from musicgen_pipeline.audio.io import Audio, resample
 from musicgen_pipeline.audio.join import linear_crossfade_join
 from musicgen_pipeline.audio.metrics import score_transition
 from musicgen_pipeline.audio.rhythm import align_segment, analyze_beats
+from musicgen_pipeline.audio.seam_level import level_glides
 from musicgen_pipeline.audio.seam_options import TransitionOptions
 from musicgen_pipeline.audio.seam_plan import plan_transition, stem_windows
-from musicgen_pipeline.audio.seam_render import render_transition
+from musicgen_pipeline.audio.seam_render import render_transition, with_gain
 from musicgen_pipeline.audio.stems import DspStemSplitter, StemSplitter, split_window
 from musicgen_pipeline.audio.synth import synth_song
 from musicgen_pipeline.audio.timeline import assemble
@@ -146,6 +151,15 @@ def main() -> int:
     rows.append(("phase lock: plan (locked)", t_lock, "plan (beats only)", t_unlock))
     t_plain_scores, _ = timed(lambda: score_transition(track, *seams[0], rhythm=False), args.repeat)
     rows.append(("rhythm: scores with rhythm", t_metrics, "scores without rhythm", t_plain_scores))
+    flat = dataclasses.replace(plan, hold_level=False)
+
+    def held() -> tuple[Audio, Audio]:
+        glides = level_glides([a.samples, nb.samples], [plan], sr, options.level_glide_seconds)
+        return render_transition(plan, a, nb, sa, sb, gains=(glides[0], glides[1])), with_gain(nb, glides[1])
+
+    t_level, _ = timed(held, args.repeat)
+    t_flat, _ = timed(lambda: render_transition(flat, a, nb, sa, sb), args.repeat)
+    rows.append(("level: glide + held render", t_level, "render without", t_flat))
     drifting = _drifting_clip(args.seconds)
     if drifting is not None:
         grid = analyze_beats(drifting)

@@ -219,3 +219,29 @@ def test_join_stems_demucs_uses_the_configured_separator(
     assert code == 0, err
     assert calls == ["some-demucs"]
     assert json.loads(out)["stem_source"] == "demucs:fake"
+
+
+def test_join_glides_into_a_quieter_file_unless_levels_are_kept(
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    b = read_audio(files["b"])
+    quiet = write_audio(files["root"] / "quiet.wav", Audio(b.samples * 10 ** (-6 / 20), b.sample_rate))
+    levels = {}
+    for keep in (False, True):
+        out_path = files["root"] / f"levels-{keep}.wav"
+        argv = ["join", str(files["a"]), str(quiet), "-o", str(out_path), "--no-normalize", "--stems", "none"]
+        code, out, err = _run(capsys, *argv, *(["--keep-levels"] if keep else []))
+        assert code == 0, err
+        t = json.loads(out)["transitions"][0]
+        track = read_audio(out_path)
+        sr = track.sample_rate
+        start, stop = (
+            round(t["overlap_start_time"] * sr),
+            round((t["overlap_start_time"] + t["overlap_seconds"]) * sr),
+        )
+        before = integrated_loudness(Audio(track.samples[:, start - 2 * sr : start], sr))
+        after = integrated_loudness(Audio(track.samples[:, stop : stop + sr], sr))
+        levels[keep] = (t["level_step_db"], after - before)
+    step, drop = levels[False]
+    assert step > 3.0 and drop > -2.0, levels  # arrives near the first file's level (the glide has begun)
+    assert levels[True][0] == 0.0 and levels[True][1] < drop - 3.0  # kept: the track drops at the seam

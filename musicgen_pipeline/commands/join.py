@@ -62,6 +62,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="stem split for the stem-aware crossfade: dsp (fast, default), demucs (DEMUCS_MODEL), none (plain crossfade)",
     )
     parser.add_argument(
+        "--keep-levels",
+        action="store_true",
+        help="each file keeps its own level through its seam (no level glide into the next file, no lift "
+        "of a quiet overlap); by default the next file arrives at the previous one's level and glides to "
+        "its own over 8 s",
+    )
+    parser.add_argument(
         "--lufs", type=float, default=None, help="target integrated loudness (default: TARGET_LUFS, -14)"
     )
     parser.add_argument(
@@ -138,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
         stem_aware=args.stems != "none",
         curve=args.curve,
         max_stretch=settings.max_tempo_stretch,  # MAX_TEMPO_STRETCH, as in the pipeline
+        hold_level=not args.keep_levels,
+        level_glide_seconds=0.0 if args.keep_levels else TransitionOptions.level_glide_seconds,
     )
     result = join_segments(
         segments,
