@@ -243,3 +243,25 @@ def test_bar_position_keeps_the_seams_level(render: Render) -> None:
         dips[lock] = _seam_dip(track, seams[0])
     assert dips[True] <= dips[False] + 0.25, dips
     assert dips[True] < 1.0, dips
+
+
+def test_a_quieter_clip_glides_in_at_the_first_ones_level(render: Render) -> None:
+    # The rock pair's second clip is about 5 dB quieter (K-weighted, 3 s either side of the seam). Each
+    # clip at its own level, the track falls by that at the seam: a 1 LU dip, and 4 LU down right after.
+    # Glided in at the first clip's level and held through the overlap, the seam keeps the level.
+    a, b = (render(song) for song in PAIRS["120-112 rock"])
+    out = {}
+    for keep in (True, False):
+        options = TransitionOptions(
+            stem_aware=False, hold_level=not keep, level_glide_seconds=0.0 if keep else 8.0
+        )
+        result = join_segments([a, b], options)
+        seam = result.transitions[0]
+        sr = result.audio.sample_rate
+        start = round(seam.overlap_start_time * sr)
+        window = Window(start, start + seam.plan.overlap_frames)
+        before = integrated_loudness(Audio(result.audio.samples[:, start - 3 * sr : start], sr))
+        after = integrated_loudness(Audio(result.audio.samples[:, window.stop : window.stop + 3 * sr], sr))
+        out[keep] = (seam.level_step_db, _seam_dip(result.audio, window), after - before)
+    assert out[True][0] == 0.0 and out[True][1] > 0.8 and out[True][2] < -3.0, out
+    assert out[False][0] > 4.0 and out[False][1] < 0.3 and out[False][2] > -1.5, out
