@@ -14,7 +14,7 @@ The chain (each step is also exposed on its own, so the Dagster pipeline can mak
 7. `seam_render.render_transition(plan, prev, nxt, prev_stems, next_stems, gains=...) -> Audio`: the
    overlap (held at its sides' level, `seam_level.hold_level`).
 8. `timeline.assemble(segments, plans, overlaps) -> (Audio, [Window])`: the track, each overlap's frames
-   (segments with their glides applied, `seam_render.with_gain`).
+   (segments with their glides applied, `seam_render.with_gain`). `seam_render.render_track` runs 6-8.
 9. `metrics.score_transition` on the joined track per seam.
 
 `join_segments` runs 1-9 and returns a `JoinResult`; `score_seam(prev, nxt)` is the fast preview the
@@ -40,12 +40,11 @@ from musicgen_pipeline.audio.rhythm import (
     choose_target_bpm,
     octave_ratio,
 )
-from musicgen_pipeline.audio.seam_level import arrival_db, level_glides
 from musicgen_pipeline.audio.seam_options import TransitionOptions
 from musicgen_pipeline.audio.seam_plan import plan_transition, stem_windows
-from musicgen_pipeline.audio.seam_render import render_transition, with_gain
+from musicgen_pipeline.audio.seam_render import SeamStems, render_track
 from musicgen_pipeline.audio.stems import StemSplitter, split_window
-from musicgen_pipeline.audio.timeline import assemble, plan_seams
+from musicgen_pipeline.audio.timeline import plan_seams
 from musicgen_pipeline.errors import InputError
 
 
@@ -133,28 +132,25 @@ def join_segments(
     timings["stretch"] = time.perf_counter() - clock
 
     plans = plan_seams(aligned, aligned_grids, options, boundaries)[0] if len(aligned) > 1 else []
-    glides = level_glides([a.samples for a in aligned], plans, sr, options.level_glide_seconds)
-    overlaps: list[Audio] = []
+    stems: list[SeamStems] = []
     context = round(options.stem_context_seconds * sr)
+    clock = time.perf_counter()
     for i, plan in enumerate(plans):
-        prev_stems = next_stems = None
         if options.stem_aware and splitter is not None:
-            clock = time.perf_counter()
             prev_window, next_window = stem_windows(plan)
-            prev_stems = split_window(splitter, aligned[i], prev_window.start, prev_window.stop, context)
-            next_stems = split_window(splitter, aligned[i + 1], next_window.start, next_window.stop, context)
-            timings["split"] += time.perf_counter() - clock
-        clock = time.perf_counter()
-        overlaps.append(
-            render_transition(
-                plan, aligned[i], aligned[i + 1], prev_stems, next_stems, gains=(glides[i], glides[i + 1])
+            stems.append(
+                (
+                    split_window(splitter, aligned[i], prev_window.start, prev_window.stop, context),
+                    split_window(splitter, aligned[i + 1], next_window.start, next_window.stop, context),
+                )
             )
-        )
-        timings["crossfade"] += time.perf_counter() - clock
+        else:
+            stems.append((None, None))
+    timings["split"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    track, seams = assemble([with_gain(a, g) for a, g in zip(aligned, glides, strict=True)], plans, overlaps)
-    timings["crossfade"] += time.perf_counter() - clock
+    track, seams, steps = render_track(aligned, plans, stems, options.level_glide_seconds)
+    timings["crossfade"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
     transitions: list[TransitionReport] = []
@@ -176,7 +172,7 @@ def join_segments(
                 stem_aware=stem_aware,
                 scores=scores,
                 plan=plan,
-                level_step_db=arrival_db(glides[i + 1]),
+                level_step_db=steps[i],
             )
         )
     timings["metrics"] = time.perf_counter() - clock
@@ -219,9 +215,7 @@ def score_seam(
         if options.tempo_match and ga.bpm > 0 and gb.bpm > 0:
             b, gb = align_segment(b, gb, ga.bpm, max_stretch=options.max_stretch, time_map=options.time_map)
     plan = plan_transition(a, ga, b, gb, options)
-    glide = level_glides([a.samples, b.samples], [plan], a.sample_rate, options.level_glide_seconds)[1]
-    overlap = render_transition(plan, a, b, gains=(None, glide))
-    track, seams = assemble([a, with_gain(b, glide)], [plan], [overlap])
+    track, seams, _ = render_track([a, b], [plan], glide_seconds=options.level_glide_seconds)
     return score_transition(track, seams[0].start, seams[0].stop, thresholds)
 
 

@@ -1,4 +1,6 @@
-"""Rendering one seam's overlap: `render_transition(plan, prev, nxt, stems...) -> Audio`.
+"""Rendering one seam's overlap: `render_transition(plan, prev, nxt, stems...) -> Audio`; and every
+seam of a track with the level glides, assembled: `render_track(segments, plans, stems, glide) ->
+(Audio, [Window], [level step dB])`, what `join` and the pipeline's `soundtrack` both run.
 
 A stem-aware crossfade (drums/other/vocals cross with the plan's curve, the bass changes sides on a
 beat, band-limited to `BASS_SWAP_CUTOFF_HZ`) when the plan asks for it and stems of both sides are
@@ -9,13 +11,16 @@ where it falls below the level its sides have just outside it. The output is exa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from musicgen_pipeline.audio.crossfade import crossfade, stem_aware_crossfade
 from musicgen_pipeline.audio.io import Audio
-from musicgen_pipeline.audio.seam_level import CONTEXT_SECONDS, hold_level
+from musicgen_pipeline.audio.seam_level import CONTEXT_SECONDS, arrival_db, hold_level, level_glides
 from musicgen_pipeline.audio.seam_plan import TransitionPlan
 from musicgen_pipeline.audio.stems import Stems, with_residual_other
+from musicgen_pipeline.audio.timeline import assemble
 from musicgen_pipeline.audio.window import Window
 
 
@@ -122,3 +127,27 @@ def _held(plan: TransitionPlan, prev: Audio, nxt: Audio, mixed: np.ndarray) -> A
     before = prev.samples[:, max(0, plan.prev_start - ctx) : plan.prev_start]
     after = nxt.samples[:, plan.next_stop : plan.next_stop + ctx]
     return Audio(hold_level(mixed, before, after, prev.sample_rate, plan.curve), prev.sample_rate)
+
+
+SeamStems = tuple[Stems | None, Stems | None]
+
+
+def render_track(
+    segments: Sequence[Audio],
+    plans: Sequence[TransitionPlan],
+    stems: Sequence[SeamStems] | None = None,
+    glide_seconds: float = 0.0,
+) -> tuple[Audio, list[Window], list[float]]:
+    """Every seam of a track rendered and the track assembled: each incoming segment's level glide
+    (`seam_level.level_glides` over `glide_seconds`), each overlap (`render_transition` with the
+    glides; `stems[k]`: (prev's, nxt's) stems of seam k, or None), the glided segments joined
+    (`timeline.assemble`). Returns the track, each overlap's frames in it, and each seam's level step
+    (the incoming segment's gain on arrival, dB). One segment and no plans: that segment as it is."""
+    glides = level_glides([s.samples for s in segments], plans, segments[0].sample_rate, glide_seconds)
+    pairs = stems if stems is not None else [(None, None)] * len(plans)
+    overlaps = [
+        render_transition(plan, segments[k], segments[k + 1], *pairs[k], gains=(glides[k], glides[k + 1]))
+        for k, plan in enumerate(plans)
+    ]
+    track, seams = assemble([with_gain(s, g) for s, g in zip(segments, glides, strict=True)], plans, overlaps)
+    return track, seams, [arrival_db(g) for g in glides[1:]]

@@ -1,9 +1,9 @@
 """`soundtrack`: the final mix, from the aligned segments, the seam plans and their stems.
 
-Each incoming segment arrives at the outgoing one's level and glides to its own after the overlap
-(`level_glides`), each seam is rendered by `render_transition` (stem-aware crossfade: drums/other/vocals
-equal-power, bass swapped on a beat; or a plain equal-power crossfade; held at its sides' level), the
-pieces are joined by `assemble`, each
+`render_track` mixes the seams as `join` does: each incoming segment arrives at the outgoing one's
+level and glides to its own after the overlap, each overlap is rendered (stem-aware crossfade:
+drums/other/vocals equal-power, bass swapped on a beat; or a plain equal-power crossfade; held at its
+sides' level), and the pieces are joined; each
 seam is scored on the joined track (`score_transition`), the track is cut to exactly the requested total
 (sum of the scene durations; `fit_to_length`, ending in a short fade-out: scenes are generated with
 audio to spare, so the last one always overruns unless tempo stretch ate more than the margin), and the
@@ -22,9 +22,8 @@ from musicgen_pipeline.artifacts import AlignedTrack, Seam, Soundtrack
 from musicgen_pipeline.audio.atomic_write import write_audio_atomic
 from musicgen_pipeline.audio.loudness import normalize_loudness
 from musicgen_pipeline.audio.metrics import score_transition
-from musicgen_pipeline.audio.seam_level import arrival_db, level_glides
-from musicgen_pipeline.audio.seam_render import render_transition, with_gain
-from musicgen_pipeline.audio.timeline import assemble, fit_to_length
+from musicgen_pipeline.audio.seam_render import render_track
+from musicgen_pipeline.audio.timeline import fit_to_length
 from musicgen_pipeline.defs.metadata import listen_link, ms, sig3
 from musicgen_pipeline.defs.partitions import soundtrack_partitions
 from musicgen_pipeline.media import read_exact, save_picture
@@ -57,21 +56,12 @@ def soundtrack(
     start = time.perf_counter()
     audios = [read_exact(s.path) for s in aligned_segments.segments]
     plans = [seam.plan for seam in segment_stems]
-    glide = transition_options(request, config).level_glide_seconds
-    glides = level_glides([a.samples for a in audios], plans, audios[0].sample_rate, glide)
-    overlaps = [
-        render_transition(
-            seam.plan,
-            audios[t],
-            audios[t + 1],
-            _stems(seam.prev),
-            _stems(seam.next),
-            gains=(glides[t], glides[t + 1]),
-        )
-        for t, seam in enumerate(segment_stems)
-    ]
-    glided = [with_gain(a, g) for a, g in zip(audios, glides, strict=True)]
-    track, seams = assemble(glided, plans, overlaps) if plans else (glided[0], [])
+    track, seams, steps = render_track(
+        audios,
+        plans,
+        [(_stems(seam.prev), _stems(seam.next)) for seam in segment_stems],
+        transition_options(request, config).level_glide_seconds,
+    )
     joined_seconds = track.duration
     wanted = round(request.total_duration * track.sample_rate)
     track = fit_to_length(track, wanted)
@@ -101,7 +91,7 @@ def soundtrack(
                 else None,
                 "beat_aligned": plan.beat_aligned,
                 "stem_aware": stem_aware,
-                "level_step_db": round(arrival_db(glides[t + 1]), 2),
+                "level_step_db": round(steps[t], 2),
                 **scores.to_dict(),
             }
         )
