@@ -197,8 +197,7 @@ def _detach_bulk(
     bulks = start_bulk_detached(instance, store, keys, max_batch=settings.musicgen_max_batch, policy=policy)
     for bulk in bulks:
         print(f"bulk run {bulk.run_id} started: scenes of {len(bulk.keys)} request(s) generated together")
-        for key, run_id in bulk.renders.items():
-            print(f"run {run_id} started ({paths[key]}, partition {key}; after bulk run {bulk.run_id[:8]})")
+        _print_renders(bulk.renders, paths, bulk.run_id)
         if bulk.by_sensor:
             print(
                 f"  render runs of {', '.join(bulk.keys)}: started by the sensor render_after_bulk when it ends "
@@ -220,8 +219,7 @@ def _detach_bulk(
             render_ids.update(bulk.renders)
             continue
         found = _sensor_renders(instance, bulk.run_id, bulk.keys)
-        for key, run_id in found.items():  # printed as the renders a bulk's own worker runs are
-            print(f"run {run_id} started ({paths[key]}, partition {key}; after bulk run {bulk.run_id[:8]})")
+        _print_renders(found, paths, bulk.run_id)  # as the renders a bulk's own worker runs are
         render_ids.update(found)
     errors: dict[str, str | None] = {}
     for key in keys:
@@ -232,6 +230,12 @@ def _detach_bulk(
         ok = progress.status == "succeeded"
         errors[key] = None if ok else f"run {render_ids[key]} {progress.status}: {progress.error}"
     return _print_bulk(store, requests, errors, args.json)
+
+
+def _print_renders(renders: dict[str, str], paths: dict[str, str], bulk_id: str) -> None:
+    """One ``run ID started (FILE, partition KEY; after bulk run ID8)`` line per render run."""
+    for key, run_id in renders.items():
+        print(f"run {run_id} started ({paths[key]}, partition {key}; after bulk run {bulk_id[:8]})")
 
 
 def _sensor_renders(instance: Any, bulk_id: str, keys: list[str], timeout: float = 120.0) -> dict[str, str]:
