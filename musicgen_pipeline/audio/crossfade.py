@@ -129,16 +129,21 @@ def micro_swap(a: np.ndarray, b: np.ndarray, at: int, fade: int) -> np.ndarray:
 BASS_SWAP_MAX_GAIN = 2.0
 
 
+def centred_mean(x: np.ndarray, width: int) -> np.ndarray:
+    """Per element of the 1-D `x`, its mean over a centred `width`-element window (moved inward at the
+    ends); the mean of all of `x` everywhere when `width` is 0 or at least `x.size`."""
+    n = x.size
+    if width <= 0 or width >= n:
+        return np.full(n, x.mean())
+    csum = np.concatenate([[0.0], np.cumsum(x)])
+    lo = np.clip(np.arange(n) - width // 2, 0, n - width)
+    return (csum[lo + width] - csum[lo]) / width
+
+
 def local_power(x: np.ndarray, smooth: int) -> np.ndarray:
     """Per frame, the channels' mean power over a centred `smooth`-frame window (the overlap's mean
     power everywhere when `smooth` is 0 or longer than the overlap)."""
-    power = np.mean(np.square(x, dtype=np.float64), axis=0)
-    n = power.size
-    if smooth <= 0 or smooth >= n:
-        return np.full(n, power.mean())
-    csum = np.concatenate([[0.0], np.cumsum(power)])
-    lo = np.clip(np.arange(n) - smooth // 2, 0, n - smooth)
-    return (csum[lo + smooth] - csum[lo]) / smooth
+    return centred_mean(np.mean(np.square(x, dtype=np.float64), axis=0), smooth)
 
 
 def bass_swap_gains(

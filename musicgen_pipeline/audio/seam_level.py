@@ -32,12 +32,12 @@ Arrays are float (channels, frames).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 import numpy as np
 
-from musicgen_pipeline.audio.crossfade import fade_curves, local_power
+from musicgen_pipeline.audio.crossfade import centred_mean, fade_curves, local_power
 from musicgen_pipeline.audio.loudness import k_weighted
+from musicgen_pipeline.audio.seam_plan import TransitionPlan
 
 LEVEL_SECONDS = 0.4  # the short-term level's window (BS.1770 momentary loudness)
 CONTEXT_SECONDS = 3.0  # each side's level: the median 400 ms level over this much audio outside the overlap
@@ -76,14 +76,6 @@ def _moving_max(x: np.ndarray, width: int) -> np.ndarray:
     from scipy.ndimage import maximum_filter1d
 
     return maximum_filter1d(x, size=max(1, width), mode="nearest")
-
-
-def _moving_mean(x: np.ndarray, width: int) -> np.ndarray:
-    if width <= 1 or x.size < width:
-        return x
-    csum = np.concatenate([[0.0], np.cumsum(x)])
-    lo = np.clip(np.arange(x.size) - width // 2, 0, x.size - width)
-    return (csum[lo + width] - csum[lo]) / width
 
 
 def hold_level_gain(
@@ -134,7 +126,7 @@ def hold_level_gain(
     ceiling = float(max(context))
     peak = _moving_max(np.abs(mix).max(axis=0), window)
     lift = np.minimum(lift, np.maximum(1.0, np.divide(ceiling, peak, out=np.ones(n), where=peak > 0)))
-    lift = _moving_mean(lift, round(SMOOTH_SECONDS * sample_rate))
+    lift = centred_mean(lift, round(SMOOTH_SECONDS * sample_rate))  # n > 2 edges > this window
     ramp = np.ones(n)
     rise = np.sin(0.5 * np.pi * (np.arange(edge) + 0.5) / edge) ** 2
     ramp[:edge], ramp[n - edge :] = rise, rise[::-1]
@@ -185,18 +177,8 @@ def arrival_db(envelope: np.ndarray | None) -> float:
     return 0.0 if envelope is None or envelope.size == 0 else float(20 * np.log10(envelope[0]))
 
 
-class _Seam(Protocol):
-    """What `level_glides` needs of a seam's plan (`seam_plan.TransitionPlan`)."""
-
-    prev_start: int
-    overlap_frames: int
-
-    @property
-    def next_stop(self) -> int: ...
-
-
 def level_glides(
-    segments: Sequence[np.ndarray], plans: Sequence[_Seam], sample_rate: int, glide_seconds: float
+    segments: Sequence[np.ndarray], plans: Sequence[TransitionPlan], sample_rate: int, glide_seconds: float
 ) -> list[np.ndarray | None]:
     """Per segment, its gain envelope (shape (frames,)) or None where it keeps its level (the first
     segment; every one when `glide_seconds` is 0). Seams are taken in order: seam k's step is measured

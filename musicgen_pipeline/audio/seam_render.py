@@ -72,7 +72,13 @@ def with_gain(audio: Audio, gain: np.ndarray | None) -> Audio:
     return Audio((audio.samples * gain).astype(np.float32), audio.sample_rate)
 
 
+def _gained(samples: np.ndarray, gain: np.ndarray | None, window: Window) -> np.ndarray:
+    """`window` of a side's (channels, frames) `samples` times that window of its gain envelope."""
+    return window.of(samples) if gain is None else (window.of(samples) * window.of(gain)).astype(np.float32)
+
+
 def _scaled(stems: Stems, gain: np.ndarray | None, window: Window) -> Stems:
+    """A side's window stems times that window of its gain envelope."""
     return stems if gain is None else {k: (v * window.of(gain)).astype(np.float32) for k, v in stems.items()}
 
 
@@ -91,17 +97,13 @@ def render_transition(
     (`seam_level.level_glides`; None: none), applied to the audio and its stems alike."""
     if prev.channels != nxt.channels:
         raise ValueError(f"channel counts differ: {prev.channels} and {nxt.channels}")
-    plain_prev, plain_next = prev, nxt
-    prev, nxt = with_gain(prev, gains[0]), with_gain(nxt, gains[1])
-    a = plan.prev_window.of(prev.samples)
-    b = plan.next_window.of(nxt.samples)
+    a = _gained(prev.samples, gains[0], plan.prev_window)
+    b = _gained(nxt.samples, gains[1], plan.next_window)
     if plan.stem_aware and prev_stems is not None and next_stems is not None:
         sa = _scaled(
-            _window_stems(prev_stems, plain_prev, plan.prev_window, "previous"), gains[0], plan.prev_window
+            _window_stems(prev_stems, prev, plan.prev_window, "previous"), gains[0], plan.prev_window
         )
-        sb = _scaled(
-            _window_stems(next_stems, plain_next, plan.next_window, "next"), gains[1], plan.next_window
-        )
+        sb = _scaled(_window_stems(next_stems, nxt, plan.next_window, "next"), gains[1], plan.next_window)
         sa = _band_limit_bass(sa, prev.sample_rate)
         sb = _band_limit_bass(sb, nxt.sample_rate)
         common = [k for k in sa if k in sb]
@@ -114,18 +116,24 @@ def render_transition(
                 plan.curve,
                 bass_smooth=round(BASS_LEVEL_SECONDS * prev.sample_rate),
             )
-            return _held(plan, prev, nxt, mixed)
-    return _held(plan, prev, nxt, crossfade(a, b, plan.curve))
+            return _held(plan, prev, nxt, gains, mixed)
+    return _held(plan, prev, nxt, gains, crossfade(a, b, plan.curve))
 
 
-def _held(plan: TransitionPlan, prev: Audio, nxt: Audio, mixed: np.ndarray) -> Audio:
+def _held(
+    plan: TransitionPlan,
+    prev: Audio,
+    nxt: Audio,
+    gains: tuple[np.ndarray | None, np.ndarray | None],
+    mixed: np.ndarray,
+) -> Audio:
     """The rendered overlap, lifted to its sides' level when the plan asks for it (`hold_level`): each
-    side's level is measured on up to `CONTEXT_SECONDS` of it outside the overlap."""
+    side's level is measured on up to `CONTEXT_SECONDS` of it (with its gain) outside the overlap."""
     if not plan.hold_level:
         return Audio(mixed, prev.sample_rate)
     ctx = round(CONTEXT_SECONDS * prev.sample_rate)
-    before = prev.samples[:, max(0, plan.prev_start - ctx) : plan.prev_start]
-    after = nxt.samples[:, plan.next_stop : plan.next_stop + ctx]
+    before = _gained(prev.samples, gains[0], Window(max(0, plan.prev_start - ctx), plan.prev_start))
+    after = _gained(nxt.samples, gains[1], Window(plan.next_stop, min(nxt.frames, plan.next_stop + ctx)))
     return Audio(hold_level(mixed, before, after, prev.sample_rate, plan.curve), prev.sample_rate)
 
 
