@@ -16,9 +16,11 @@ from musicgen_pipeline.audio.seam_level import (
     MAX_GLIDE_DB,
     MAX_LIFT_DB,
     arrival_db,
+    held_dip,
     hold_level,
     hold_level_gain,
     level_glides,
+    metered_power,
 )
 from musicgen_pipeline.audio.seam_options import TransitionOptions
 from musicgen_pipeline.audio.seam_plan import plan_transition
@@ -80,6 +82,40 @@ def test_the_target_follows_the_crossfade_between_two_levels() -> None:
     for t in (0.4, 1.0, 1.6):
         fade_in = np.sin(0.5 * np.pi * t / 2.0)
         assert lift_db[round(t * SR)] == pytest.approx(10 * np.log10(1 + fade_in**2), abs=0.3), t
+
+
+def test_a_hole_only_the_mono_sum_hears_is_lifted_too() -> None:
+    # Centred sides (both channels alike) and an overlap whose middle 0.8 s goes wide (the channels
+    # independent, each at the same power): a stereo meter hears no change, the mono sum loses 3 dB.
+    rng = np.random.default_rng(8)
+    before, after = (np.repeat(0.1 * rng.standard_normal((1, 3 * SR)), 2, axis=0) for _ in range(2))
+    mix = np.repeat(0.1 * rng.standard_normal((1, 2 * SR)), 2, axis=0)
+    mix[:, round(0.6 * SR) : round(1.4 * SR)] = 0.1 * rng.standard_normal((2, round(0.8 * SR)))
+    before[:, SR] = 0.9  # a drum hit: the music's peaks leave room for the lift
+    middle = slice(round(0.9 * SR), round(1.1 * SR))
+    k_lost = 10 * np.log10(metered_power(before, SR).mean() / metered_power(mix, SR)[middle].mean())
+    mono = metered_power(before, SR, "mono").mean() / metered_power(mix, SR, "mono")[middle].mean()
+    mono_lost = 10 * np.log10(mono)
+    assert abs(k_lost) < 0.5 and mono_lost == pytest.approx(3.0, abs=0.5)
+    lift_db = 20 * np.log10(hold_level_gain(mix, before, after, SR))
+    assert lift_db[SR] == pytest.approx(3.0, abs=0.6)  # held on the meter that hears the hole
+    assert lift_db[round(0.2 * SR)] < 0.3  # the centred part is left as it is
+
+
+def test_held_dip_is_what_the_hold_cannot_fill() -> None:
+    # Two sides at one level whose overlap windows both go quiet in the middle: a 3 dB hole the hold
+    # fills, a 10 dB one it lifts by its cap and no further.
+    def side(depth_db: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        shape = np.ones(5 * SR)
+        shape[round(3.6 * SR) : round(4.4 * SR)] = 10 ** (-depth_db / 20)
+        prev = _noise(5.0, shape, seed)
+        nxt = _noise(5.0, shape[::-1], seed + 1)  # its hole at 0.6-1.4 s
+        return prev, nxt
+
+    shallow, deep = side(3.0, 10), side(10.0, 12)
+    n = 2 * SR
+    assert held_dip(*shallow, 3 * SR, 0, n, SR) < 0.8
+    assert held_dip(*deep, 3 * SR, 0, n, SR) == pytest.approx(10.0 - MAX_LIFT_DB, abs=1.2)
 
 
 def test_peaks_stay_under_the_musics_own() -> None:
