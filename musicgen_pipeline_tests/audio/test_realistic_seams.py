@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from musicgen_pipeline.audio import seam_plan
 from musicgen_pipeline.audio.io import Audio
 from musicgen_pipeline.audio.join import join_segments
 from musicgen_pipeline.audio.loudness import integrated_loudness
@@ -265,3 +266,27 @@ def test_a_quieter_clip_glides_in_at_the_first_ones_level(render: Render) -> Non
         out[keep] = (seam.level_step_db, _seam_dip(result.audio, window), after - before)
     assert out[True][0] == 0.0 and out[True][1] > 0.8 and out[True][2] < -3.0, out
     assert out[False][0] > 4.0 and out[False][1] < 0.3 and out[False][2] > -1.5, out
+
+
+def test_the_bar_position_leaves_no_hole_the_hold_cannot_fill(
+    render: Render, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The dance pair: both clips have quiet bars (10-14 dB under their median, K-weighted). Chosen by
+    # the unheld crossfade's mono-sum dip, the seam put one of each mid-overlap: 6 dB under the sides,
+    # more than the hold may lift. The held crossfade's dip (`seam_level.held_dip`) rules that position
+    # out; the one a beat over leaves under 1 LU.
+    a, b = (render(song) for song in PAIRS["140-128 dance"])
+    out = {}
+    for veto in (True, False):
+        if not veto:
+            monkeypatch.setattr(seam_plan, "HOLE_DB", float("inf"))
+        result = join_segments([a, b], TransitionOptions(stem_aware=False))
+        seam = result.transitions[0]
+        sr = result.audio.sample_rate
+        start = round(seam.overlap_start_time * sr)
+        out[veto] = (
+            seam.plan.prev_start,
+            _seam_dip(result.audio, Window(start, start + seam.plan.overlap_frames)),
+        )
+    assert out[False][1] > 2.5, out
+    assert out[True][1] < 1.5 and out[True][0] != out[False][0], out
