@@ -20,6 +20,8 @@ from musicgen_pipeline.audio.seam_level import (
     hold_level,
     hold_level_gain,
     level_glides,
+    level_step_db,
+    meter_step_db,
     metered_power,
 )
 from musicgen_pipeline.audio.seam_options import TransitionOptions
@@ -166,6 +168,18 @@ def test_the_incoming_segment_arrives_at_the_outgoing_level_and_glides_to_its_ow
     assert levels[0.0][0] == pytest.approx(before - 5.0, abs=0.3)  # without: the track steps down 5 dB
     assert levels[8.0][0] == pytest.approx(before, abs=0.6)  # with: it arrives at prev's level...
     assert levels[8.0][1] == pytest.approx(levels[0.0][1], abs=0.05)  # ...and is at its own 8 s later
+
+
+def test_the_glide_splits_a_step_the_two_meters_disagree_on() -> None:
+    # The incoming side goes wide (its channels independent) at the outgoing side's channel power: no
+    # step K-weighted, 3 dB down on the mono sum. One gain cannot take out both; the midpoint leaves
+    # each meter 1.5 dB.
+    rng = np.random.default_rng(9)
+    before = np.repeat(0.1 * rng.standard_normal((1, 3 * SR)), 2, axis=0)
+    after = 0.1 * rng.standard_normal((2, 3 * SR))
+    k, mono = (meter_step_db(before, after, SR, m) for m in ("k_weighted", "mono"))
+    assert abs(k) < 0.3 and mono == pytest.approx(3.0, abs=0.3)
+    assert level_step_db(before, after, SR) == pytest.approx((k + mono) / 2, abs=1e-9)
 
 
 def test_glides_are_capped_chained_and_off_at_zero() -> None:
