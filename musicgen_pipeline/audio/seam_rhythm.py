@@ -43,7 +43,7 @@ MIN_PULSE_CLARITY = 0.2
 # fixture clips of `realistic_music.PAIRS`, 204 pseudo-seams every 1 s, each measured exactly as a seam
 # is by `null_seam_rhythm`, the median of `READINGS` readings) reads inter-beat deviation 2.69 % median,
 # 6.46 % 95th percentile (one reading each: 2.96 and 7.03 %, the tracker's frame grid added), and phase
-# error 0.029 beat 95th percentile. A limit inside that spread fails seams the music itself would make
+# error 0.028 beat 95th percentile. A limit inside that spread fails seams the music itself would make
 # and sends them back to the quality loop: the old 0.06 failed 12 % of those pseudo-seams. The
 # inter-beat limit is issue 12's criterion, the null's 95th percentile + 1 point (7.46 %, rounded to
 # 7.5); the phase limit is its 0.05 beat (the old 0.1 let a seam 0.05-0.1 beat off pass). The old
