@@ -47,7 +47,7 @@ MIN_PULSE_CLARITY = 0.2
 # and sends them back to the quality loop: the old 0.06 failed 12 % of those pseudo-seams. The
 # inter-beat limit is issue 12's criterion, the null's 95th percentile + 1 point (7.46 %, rounded to
 # 7.5); the phase limit is its 0.05 beat (the old 0.1 let a seam 0.05-0.1 beat off pass). The old
-# joins' stumbles read 8.9-9.8 % and 0.14-0.22 beat here (README "Seams on realistic music", before).
+# joins' stumbles read 8.9-9.8 % and 0.11-0.22 beat here (README "Seams on realistic music", before).
 INTER_BEAT_DEVIATION_MAX = 0.075
 PHASE_ERROR_MAX = 0.05
 
