@@ -201,10 +201,10 @@ def _bar_position(
 
 # A bar position whose crossfade leaves a hole the level hold cannot fill (`seam_level.held_dip`, more
 # than this on either meter) is not taken while another leaves none. The mono-sum dips `_bar_position`
-# weighs are those of the unheld crossfade: on the realistic dance pair they preferred a position 0.3 dB
-# shallower there whose two quiet bars coincide mid-overlap, 6 dB under the sides, where the hold lifts
-# 4 dB at most and less under a kick near the music's peak (4.0 dB left, K-weighted); the position one
-# beat over leaves 0.8 dB. Under the limit, the hold fills what each position leaves and the choice
+# weighs are those of the unheld crossfade: on the realistic dance pair they preferred a position
+# whose two quiet bars coincide mid-overlap, 6 dB under the sides, where the hold lifts 4 dB at most
+# and less under a kick near the music's peak (4.0 dB left, K-weighted); the position one beat over
+# leaves 0.8 dB. Under the limit, the hold fills what each position leaves and the choice
 # stays with `_bar_position` (the held predictions differ by tenths of a dB there, less than their error).
 HOLE_DB = 1.5
 
