@@ -49,10 +49,9 @@ from musicgen_pipeline.audio.io import Audio, read_audio, write_audio  # noqa: E
 from musicgen_pipeline.audio.loudness import k_weighted  # noqa: E402
 from musicgen_pipeline.audio.rhythm import analyze_beats, octave_ratio  # noqa: E402
 from musicgen_pipeline.audio.seam_rhythm import (  # noqa: E402
-    READING_STEP_SECONDS,
-    READINGS,
     null_seam_rhythm,
     read_seam_rhythm,
+    reading_windows,
     seam_rhythm,
 )
 from musicgen_pipeline.audio.window import Window  # noqa: E402
@@ -108,13 +107,8 @@ def tempo_change(audio: Audio, seam: Window) -> float:
 
 def readings_ibi(audio: Audio, seam: Window) -> list[float]:
     """The single readings (percent) `seam_rhythm` takes the median of (the measurable ones)."""
-    step = READING_STEP_SECONDS * audio.sample_rate
-    half = READINGS // 2
-    moved = [
-        Window(seam.start + round(k * step), seam.stop + round(k * step))
-        for k in range(-half, READINGS - half)
-    ]
-    readings = [read_seam_rhythm(audio, w).inter_beat_deviation for w in moved]
+    windows = reading_windows(seam, audio.sample_rate, audio.frames)
+    readings = [read_seam_rhythm(audio, w).inter_beat_deviation for w in windows]
     return [100 * r for r in readings if r is not None]
 
 

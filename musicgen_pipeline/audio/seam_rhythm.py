@@ -130,16 +130,9 @@ def seam_rhythm(audio: Audio, seam: Window, *, context_seconds: float = CONTEXT_
     falls: on the realistic pairs, moving the window by under 6 ms (the audio unmoved) changes a
     seam's reading by up to 8 points (3.9-12.3 % on one, 2.9-9.8 % on another), enough to pass or fail
     it against the limit at random. The median reads the seam, not the tracker's frame grid."""
-    step = READING_STEP_SECONDS * audio.sample_rate
-    half = READINGS // 2
     readings = [
-        read_seam_rhythm(
-            audio,
-            Window(seam.start + round(k * step), seam.stop + round(k * step)),
-            context_seconds=context_seconds,
-        )
-        for k in range(-half, READINGS - half)
-        if seam.start + round(k * step) >= 0 and seam.stop + round(k * step) <= audio.frames
+        read_seam_rhythm(audio, window, context_seconds=context_seconds)
+        for window in reading_windows(seam, audio.sample_rate, audio.frames)
     ]
     measured = [r for r in readings if r is not UNMEASURED]
     if len(measured) <= len(readings) // 2:
@@ -151,6 +144,19 @@ def seam_rhythm(audio: Audio, seam: Window, *, context_seconds: float = CONTEXT_
         float(np.median(phase)) if phase else None,
         float(np.median([r.period for r in measured])),
     )
+
+
+def reading_windows(seam: Window, sample_rate: int, frames: int) -> list[Window]:
+    """The windows `seam_rhythm` reads `seam` at: moved by -2 ... +2 (`READINGS`) times
+    `READING_STEP_SECONDS`, those that stay within the audio's `frames`."""
+    step = READING_STEP_SECONDS * sample_rate
+    half = READINGS // 2
+    moved = [round(k * step) for k in range(-half, READINGS - half)]
+    return [
+        Window(seam.start + d, seam.stop + d)
+        for d in moved
+        if seam.start + d >= 0 and seam.stop + d <= frames
+    ]
 
 
 def read_seam_rhythm(audio: Audio, seam: Window, *, context_seconds: float = CONTEXT_SECONDS) -> SeamRhythm:
