@@ -21,10 +21,11 @@ begin where it ends.
   `CHROMA_CONTEXT_SECONDS` (8 s, several bars: a key, not a single chord) before the overlap and after it.
   Harmonic (key) continuity.
 - **Energy ratio** (< 2.0 passes): louder / quieter RMS of the before and after windows (>= 1; 2.0 = 6 dB).
-- **Inter-beat deviation** (<= 0.08 passes) and **phase error** (<= 0.05 beat passes): rhythm across the
+- **Inter-beat deviation** (<= 0.07 passes) and **phase error** (<= 0.05 beat passes): rhythm across the
   seam (`seam_rhythm`: the largest departure of an inter-beat interval touching the seam from the median
-  beat; the two sides' beat grids' phase difference). Not judged (None) where there is no pulse. The
-  limits sit just above unjoined music's own spread (`seam_rhythm.INTER_BEAT_DEVIATION_MAX`).
+  beat; the two sides' beat grids' phase difference; both read at the felt pulse where the tracked grid
+  counts twice it). Not judged (None) where there is no pulse. The limits sit just above unjoined
+  music's own spread (`seam_rhythm.INTER_BEAT_DEVIATION_MAX`).
 """
 
 from __future__ import annotations

@@ -139,14 +139,18 @@ def beat_accents(samples: np.ndarray, sample_rate: int, beats: np.ndarray) -> np
     return out
 
 
-def strong_parity(accents: np.ndarray, ratio: float = ACCENT_RATIO) -> int | None:
+def strong_parity(accents: np.ndarray, ratio: float = ACCENT_RATIO, *, median: bool = False) -> int | None:
     """0 when the even-indexed beats carry the strong attacks, 1 when the odd ones do (the mean accent
     of one half at least `ratio` times the other's): the grid counts twice the felt pulse. None when
-    neither half dominates or there are fewer than `MIN_ACCENT_BEATS` beats."""
+    neither half dominates or there are fewer than `MIN_ACCENT_BEATS` beats.
+
+    `median`: compare the halves' median accents instead, so one fill or crash on a weak beat does not
+    hide the alternation (the last 6 s of the slow realistic clip: means 2.5x apart, medians 3.7x)."""
     a = np.asarray(accents, dtype=np.float64)
     if a.size < MIN_ACCENT_BEATS:
         return None
-    even, odd = float(a[0::2].mean()), float(a[1::2].mean())
+    average = np.median if median else np.mean
+    even, odd = float(average(a[0::2])), float(average(a[1::2]))
     if even >= ratio * odd and even > 0:
         return 0
     if odd >= ratio * even and odd > 0:

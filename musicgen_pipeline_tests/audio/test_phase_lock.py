@@ -34,3 +34,14 @@ def test_no_parity_where_every_beat_is_alike_or_too_few_beats() -> None:
     y, beats = _clicks([0.2, 0.9] * 3)
     assert strong_parity(beat_accents(y, SR, beats)) is None
     assert strong_parity(beat_accents(np.zeros(SR), SR, beats)) is None  # silence
+
+
+def test_the_median_sees_the_alternation_through_a_fill() -> None:
+    # Hi-hat / kick-snare alternation with a crash on two of the weak beats (a fill at a phrase's end):
+    # the weak half's mean is lifted above a third of the strong half's, its median is not.
+    levels = [0.2, 0.9] * 8
+    levels[10] = levels[12] = 1.0
+    y, beats = _clicks(levels)
+    accents = beat_accents(y, SR, beats)
+    assert strong_parity(accents) is None
+    assert strong_parity(accents, median=True) == 1

@@ -15,7 +15,7 @@ def test_thresholds_come_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     t = quality_thresholds(get_settings())
     assert t.mfcc_similarity_min == 0.8 and t.energy_ratio_max == 1.5
     assert t.spectral_flux_max == 100.0 and t.chroma_correlation_min == 0.5
-    assert t.phase_error_max == 0.07 and t.inter_beat_deviation_max == 0.075
+    assert t.phase_error_max == 0.07 and t.inter_beat_deviation_max == 0.07
 
 
 def test_a_rhythm_threshold_out_of_range_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
