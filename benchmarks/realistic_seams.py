@@ -15,6 +15,8 @@ with PYTHONPATH=DIR. Every number is measured by THIS tree's code on the output 
            apart), min-max. Only the tracker's frame grid moves, not the audio, yet one reading can
            sit several points from the next: the tracker's own error, which the median takes out
   phase    beat-phase error across the seam, beats
+  pulse    where both measures were read: `felt` = on the strong beats of a grid that counts twice the
+           felt pulse (a half-time groove; `seam_rhythm.felt_pulse`), `tracked` = on every tracked beat
   dip      loudness dip at the seam: the quietest 400 ms of the overlap vs the median 400 ms level of
            the 3 s either side, dB (positive = quieter), on the mono sum (mean of the channels)
   dip LU   the same on BS.1770 momentary loudness (K-weighted, channels' powers summed: what a stereo
@@ -147,6 +149,7 @@ def measure(report: dict, out: Path, a: Audio) -> dict:
         "ibi": None if rhythm.inter_beat_deviation is None else 100 * rhythm.inter_beat_deviation,
         "ibi_readings": [min(spread), max(spread)] if spread else None,
         "phase": rhythm.phase_error,
+        "pulse": "felt" if rhythm.felt else "tracked",
         "dip": loudness_dip(audio, seam),
         "dip_lu": loudness_dip_lu(audio, seam),
         "tempo": 100 * tempo_change(audio, seam),
@@ -155,7 +158,7 @@ def measure(report: dict, out: Path, a: Audio) -> dict:
     }
 
 
-def fmt(v: float | list[float] | None, spec: str) -> str:
+def fmt(v: float | list[float] | str | None, spec: str) -> str:
     if spec == "range":
         return "-" if not v else f"{v[0]:.1f}-{v[1]:.1f}"
     return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else format(v, spec)
@@ -213,11 +216,20 @@ def main() -> int:
     labels = [label for label, _ in trees][::-1]
     head = "| pair | tempo change | " + " | ".join(
         f"{m} {label}"
-        for m in ("ibi %", "ibi readings %", "phase (beat)", "dip dB", "dip LU", "tempo %", "length s")
+        for m in (
+            "ibi %",
+            "ibi readings %",
+            "phase (beat)",
+            "pulse",
+            "dip dB",
+            "dip LU",
+            "tempo %",
+            "length s",
+        )
         for label in labels
     )
     print(head + " |")
-    print("|" + "---|" * (2 + 7 * len(labels)))
+    print("|" + "---|" * (2 + 8 * len(labels)))
     for row in rows:
         cells = [
             row["pair"],
@@ -227,6 +239,7 @@ def main() -> int:
             ("ibi", ".1f"),
             ("ibi_readings", "range"),
             ("phase", ".3f"),
+            ("pulse", "s"),
             ("dip", ".2f"),
             ("dip_lu", ".2f"),
             ("tempo", ".2f"),
