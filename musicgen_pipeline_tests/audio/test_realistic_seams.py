@@ -97,14 +97,14 @@ def test_default_rhythm_limits_sit_outside_the_musics_own_spread(
     # A default inside the spread of unjoined music fails seams the music itself would make, and the
     # quality loop regenerates them. The defaults were set from the null of all 16 clips (p95 5.93 %
     # + 1 point; phase p95 0.021, issue 12's 0.05; `seam_rhythm.INTER_BEAT_DEVIATION_MAX`); here the
-    # null of this module's clips (p95 ~4.2 %, ~0.02 beat: the steadier 6 of the 16; the slow, dance
-    # and drive clips read up to 7.8 %) checks they still sit above the music's own 95th percentile
-    # and close enough to it that a stumble still fails.
+    # null of this module's clips (p95 3.4 % every 2 s, ~0.02 beat: the steadier 6 of the 16, 2.5
+    # points under all 16; the slow, dance and drive clips read up to 7.8 %) checks they still sit above
+    # the music's own 95th percentile and close enough to it that a stumble still fails.
     defaults = QualityThresholds()
     settings = get_settings(environ={})
     assert settings.inter_beat_deviation_max == defaults.inter_beat_deviation_max
     assert settings.phase_error_max == defaults.phase_error_max
-    assert null_limit <= defaults.inter_beat_deviation_max <= null_limit + 0.035
+    assert null_limit <= defaults.inter_beat_deviation_max <= null_limit + 0.04
     ibi = np.array([r.inter_beat_deviation for r in null if r.inter_beat_deviation is not None])
     assert np.mean(ibi > defaults.inter_beat_deviation_max) <= 0.05
     phases = [r.phase_error for r in null if r.phase_error is not None]
