@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from musicgen_pipeline.audio.window import window_means
+
 ENVELOPE_RATE = 1000  # frames per second
 LOW_HZ = 150.0
 HIGH_HZ = 2000.0
@@ -57,11 +59,9 @@ def onset_envelopes(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     )
     smooth = np.hanning(max(3, round(SMOOTH_SECONDS * ENVELOPE_RATE) + 2))[1:-1]
     smooth /= smooth.sum()
-    starts = hop * np.arange(n)
     for row, sos in enumerate(bands):
         y = signal.sosfilt(sos, x)
-        csum = np.concatenate([[0.0], np.cumsum(y * y)])
-        energy = np.maximum(csum[starts + frame] - csum[starts], 0.0) / frame
+        energy = np.maximum(window_means(y * y, frame, hop), 0.0)
         level = 10 * np.log10(energy + 1e-12 + 1e-5 * float(energy.max()))
         out[row] = np.convolve(np.maximum(np.diff(level), 0.0), smooth, mode="same")
     return out
@@ -176,11 +176,7 @@ class CrossfadeLevel:
 
     def _levels(self, y: np.ndarray) -> np.ndarray:
         """dB of each window [s, s + win) of `y` (hop apart)."""
-        if y.size < self.win:
-            return np.zeros(0)
-        csum = np.concatenate([[0.0], np.cumsum(y * y)])
-        starts = np.arange(0, y.size - self.win + 1, self.hop)
-        return 10 * np.log10((csum[starts + self.win] - csum[starts]) / self.win + 1e-12)
+        return 10 * np.log10(window_means(y * y, self.win, self.hop) + 1e-12)
 
     def overlap_levels(self, p: int, q: int, n: int) -> np.ndarray:
         """dB of each 400 ms window of the crossfade of prev[p : p + n] into nxt[q : q + n]."""

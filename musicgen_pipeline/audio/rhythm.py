@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from musicgen_pipeline.audio.io import Audio, resample
+from musicgen_pipeline.audio.window import window_means
 
 ANALYSIS_RATE = 22050
 HOP = 256  # 11.6 ms at 22.05 kHz
@@ -305,11 +306,8 @@ def attack_envelope(y: np.ndarray) -> tuple[np.ndarray, float, int]:
     y = signal.sosfilt(sos, np.asarray(y, dtype=np.float64))
     # Silence before the start, so a sound that begins at sample 0 still shows its rise.
     y = np.concatenate([np.zeros(frame), y])
-    n = max(0, (y.size - frame) // hop)
-    # Mean square over each 2 ms frame via a running sum (no frames matrix: long audio stays small).
-    csum = np.concatenate([[0.0], np.cumsum(y * y)])
-    starts = hop * np.arange(n)
-    energy = np.maximum(csum[starts + frame] - csum[starts], 0.0) / frame
+    # Mean square over each 2 ms frame, (y.size - frame) // hop of them.
+    energy = np.maximum(window_means(y * y, frame, hop)[: max(0, (y.size - frame) // hop)], 0.0)
     level = 10 * np.log10(energy + 1e-12 + 1e-4 * float(energy.max() if energy.size else 0.0))
     return np.diff(level), ANALYSIS_RATE / hop, frame // hop
 

@@ -47,6 +47,7 @@ import numpy as np
 
 from musicgen_pipeline.audio.crossfade import centred_mean, crossfade, fade_curves
 from musicgen_pipeline.audio.loudness import k_weighted
+from musicgen_pipeline.audio.window import window_means
 
 if TYPE_CHECKING:  # seam_plan asks `held_dip` which bar position leaves a hole
     from musicgen_pipeline.audio.seam_plan import TransitionPlan
@@ -98,10 +99,7 @@ def side_power(x: np.ndarray, sample_rate: int, meter: str = "k_weighted") -> fl
         return None
     power = metered_power(x, sample_rate, meter)
     win = min(power.size, max(1, round(LEVEL_SECONDS * sample_rate)))
-    hop = max(1, round(0.05 * sample_rate))
-    csum = np.concatenate([[0.0], np.cumsum(power)])
-    starts = np.arange(0, power.size - win + 1, hop)
-    level = float(np.median((csum[starts + win] - csum[starts]) / win))
+    level = float(np.median(window_means(power, win, max(1, round(0.05 * sample_rate)))))
     return level if level > 0 else None
 
 
@@ -186,11 +184,9 @@ def _dip_db(power: np.ndarray, start: int, stop: int, sample_rate: int) -> float
     400 ms level of the rest of `power` (what lies before `start` and after `stop`), dB; 0.0 when
     either has no whole window."""
     win, hop = round(LEVEL_SECONDS * sample_rate), max(1, round(0.05 * sample_rate))
-    csum = np.concatenate([[0.0], np.cumsum(power)])
 
     def levels(a: int, b: int) -> np.ndarray:
-        s = np.arange(a, b - win + 1, hop)
-        return 10 * np.log10((csum[s + win] - csum[s]) / win + 1e-12)
+        return 10 * np.log10(window_means(power[a:b], win, hop) + 1e-12)
 
     inside = levels(start, stop)
     around = np.concatenate([levels(0, start), levels(stop, power.size)])
