@@ -82,9 +82,12 @@ class TransitionScores:
     energy_ratio: float
     thresholds: QualityThresholds = field(default_factory=QualityThresholds)
     clicks: tuple[float, ...] = ()  # seconds (in the scored audio) of clicks found in the seam region
-    # Rhythm across the seam (`seam_rhythm`); None = no pulse to measure (not judged).
+    # Rhythm across the seam (`seam_rhythm`); None = no pulse to measure (not judged). `rhythm_pulse`
+    # says where it was read: "felt" (the strong beats of a grid that counts twice the felt pulse, whose
+    # beats the phase error then counts) or "tracked" (every tracked beat).
     inter_beat_deviation: float | None = None
     phase_error: float | None = None
+    rhythm_pulse: str | None = None
 
     @property
     def failures(self) -> list[str]:
@@ -106,7 +109,8 @@ class TransitionScores:
                 f"{100 * t.inter_beat_deviation_max:g} %"
             )
         if self.phase_error is not None and self.phase_error > t.phase_error_max:
-            out.append(f"beat phase error {self.phase_error:.3f} beat is above {t.phase_error_max:g}")
+            pulse = " (of the felt pulse)" if self.rhythm_pulse == "felt" else ""
+            out.append(f"beat phase error {self.phase_error:.3f} beat{pulse} is above {t.phase_error_max:g}")
         if self.clicks:
             out.append(f"{len(self.clicks)} click(s) at {', '.join(f'{c:.3f}s' for c in self.clicks[:5])}")
         return out
@@ -138,6 +142,7 @@ class TransitionScores:
             "clicks": [round(c, 4) for c in self.clicks],
             "inter_beat_deviation": _round(self.inter_beat_deviation),
             "phase_error": _round(self.phase_error),
+            "rhythm_pulse": self.rhythm_pulse,
             "passed": self.passed,
             "failures": self.failures,
             "thresholds": self.thresholds.to_dict(),
@@ -290,6 +295,7 @@ def score_transition(
     return TransitionScores(
         inter_beat_deviation=None if groove is None else groove.inter_beat_deviation,
         phase_error=None if groove is None else groove.phase_error,
+        rhythm_pulse=None if groove is None or groove.period == 0 else ("felt" if groove.felt else "tracked"),
         mfcc_similarity=mfcc_similarity(before, after, sr),
         spectral_flux=flux,
         chroma_correlation=chroma_correlation(chroma_before, chroma_after, sr),

@@ -129,6 +129,7 @@ def test_a_stumble_is_measured_and_fails_the_seam(render: Render) -> None:
     assert scores.phase_error is not None and 0.12 < scores.phase_error < 0.28
     assert scores.inter_beat_deviation is not None and scores.inter_beat_deviation > 0.1
     assert any("phase error" in f for f in scores.failures)
+    assert scores.rhythm_pulse == "tracked" and scores.to_dict()["rhythm_pulse"] == "tracked"
     assert not scores.passed
 
 
@@ -170,6 +171,8 @@ def test_a_jump_by_half_a_felt_beat_fails_the_seam(render: Render) -> None:
     scores = score_transition(track, seam.start, seam.stop)
     assert scores.phase_error is not None and scores.phase_error > 0.4
     assert scores.inter_beat_deviation is not None and scores.inter_beat_deviation > 0.3
+    assert scores.rhythm_pulse == "felt"
+    assert any("phase error" in f and "felt pulse" in f for f in scores.failures)
     assert not scores.passed
 
 
