@@ -15,6 +15,9 @@ with PYTHONPATH=DIR. Every number is measured by THIS tree's code on the output 
            apart), min-max. Only the tracker's frame grid moves, not the audio, yet one reading can
            sit several points from the next: the tracker's own error, which the median takes out
   phase    beat-phase error across the seam, beats
+  truth    the phase error against the scores' own beats (`seam_truth`: no beat tracker; each clip's
+           sound found in the joined track by its attack envelope), in beats of the score; `-` where a
+           side was stretched along a time map
   pulse    where both measures were read: `felt` = on the strong beats of a grid that counts twice the
            felt pulse (a half-time groove; `seam_rhythm.felt_pulse`), `tracked` = on every tracked beat
   dip      loudness dip at the seam: the quietest 400 ms of the overlap vs the median 400 ms level of
@@ -47,6 +50,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "musicgen-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.seam_truth import truth_phase  # noqa: E402
 from musicgen_pipeline.audio.io import Audio, read_audio, write_audio  # noqa: E402
 from musicgen_pipeline.audio.loudness import k_weighted  # noqa: E402
 from musicgen_pipeline.audio.rhythm import analyze_beats, octave_ratio  # noqa: E402
@@ -57,7 +61,7 @@ from musicgen_pipeline.audio.seam_rhythm import (  # noqa: E402
     seam_rhythm,
 )
 from musicgen_pipeline.audio.window import Window  # noqa: E402
-from musicgen_pipeline_tests.realistic_music import PAIRS, render_clip  # noqa: E402
+from musicgen_pipeline_tests.realistic_music import PAIRS, RealisticSong, render_clip  # noqa: E402
 
 MAX_TEMPO_STRETCH = 0.25
 
@@ -134,7 +138,10 @@ def join(code: Path, a: Path, b: Path, out: Path) -> dict:
     return json.loads(done.stdout)
 
 
-def measure(report: dict, out: Path, a: Audio) -> dict:
+def measure(
+    report: dict, out: Path, clips: tuple[Audio, Audio], songs: tuple[RealisticSong, RealisticSong]
+) -> dict:
+    a = clips[0]
     audio = read_audio(out)
     sr = audio.sample_rate
     t = report["transitions"][0]
@@ -149,6 +156,7 @@ def measure(report: dict, out: Path, a: Audio) -> dict:
         "ibi": None if rhythm.inter_beat_deviation is None else 100 * rhythm.inter_beat_deviation,
         "ibi_readings": [min(spread), max(spread)] if spread else None,
         "phase": rhythm.phase_error,
+        "truth": truth_phase(audio, report, clips, (songs[0].beat_times(), songs[1].beat_times())),
         "pulse": "felt" if rhythm.felt else "tracked",
         "dip": loudness_dip(audio, seam),
         "dip_lu": loudness_dip_lu(audio, seam),
@@ -201,7 +209,7 @@ def main() -> int:
             row = {"pair": name, "stretch": change}
             for label, code in trees:
                 out = Path(tmp) / f"{label}.wav"
-                row[label] = measure(join(code, pa, pb, out), out, a)
+                row[label] = measure(join(code, pa, pb, out), out, (a, b), (sa, sb))
             rows.append(row)
             print(f"measured {name}", file=sys.stderr)
 
@@ -220,6 +228,7 @@ def main() -> int:
             "ibi %",
             "ibi readings %",
             "phase (beat)",
+            "truth (beat)",
             "pulse",
             "dip dB",
             "dip LU",
@@ -229,7 +238,7 @@ def main() -> int:
         for label in labels
     )
     print(head + " |")
-    print("|" + "---|" * (2 + 8 * len(labels)))
+    print("|" + "---|" * (2 + 9 * len(labels)))
     for row in rows:
         cells = [
             row["pair"],
@@ -239,6 +248,7 @@ def main() -> int:
             ("ibi", ".1f"),
             ("ibi_readings", "range"),
             ("phase", ".3f"),
+            ("truth", ".3f"),
             ("pulse", "s"),
             ("dip", ".2f"),
             ("dip_lu", ".2f"),
