@@ -6,7 +6,9 @@ For each pair of `musicgen_pipeline_tests.realistic_music.PAIRS` (MIDI written b
 with fluidsynth + FluidR3_GM, drums included, 70-150 BPM) the two clips are joined as a user would,
 `musicgen-pipeline join A.wav B.wav -o out.wav --crossfade 2`, once with this tree's code and, with
 `--before DIR`, once with the code in DIR (e.g. `git archive e3c13c9 | tar -x -C DIR`): a subprocess
-with PYTHONPATH=DIR. Every number is measured by THIS tree's code on the output files:
+with PYTHONPATH=DIR. A third join, `plain`, is what a video editor does by default: the two clips as
+they are, A's last 2 s under an equal-power crossfade into B's first 2 s (no tempo match, no beat
+alignment). Every number is measured by THIS tree's code on the output files:
 
   ibi      inter-beat deviation across the seam (`audio.seam_rhythm`: the median of 5 readings),
            percent of the median beat
@@ -51,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.seam_truth import truth_phase  # noqa: E402
+from musicgen_pipeline.audio.crossfade import crossfade  # noqa: E402
 from musicgen_pipeline.audio.io import Audio, read_audio, write_audio  # noqa: E402
 from musicgen_pipeline.audio.loudness import k_weighted  # noqa: E402
 from musicgen_pipeline.audio.rhythm import analyze_beats, octave_ratio  # noqa: E402
@@ -138,6 +141,25 @@ def join(code: Path, a: Path, b: Path, out: Path) -> dict:
     return json.loads(done.stdout)
 
 
+def plain_join(a: Audio, b: Audio, out: Path, seconds: float = 2.0) -> dict:
+    """A plain `seconds` equal-power crossfade of the clips as they are, written to `out`; a report with
+    the fields `measure` and `truth_phase` read."""
+    sr = a.sample_rate
+    n = round(seconds * sr)
+    mixed = crossfade(a.samples[:, -n:], b.samples[:, :n], "equal_power")
+    write_audio(out, Audio(np.concatenate([a.samples[:, :-n], mixed, b.samples[:, n:]], axis=1), sr))
+    start = (a.frames - n) / sr
+    return {
+        "sample_rate": sr,
+        "segments": [
+            {"duration": clip.duration, "stretch_rate": 1.0, "aligned_duration": clip.duration}
+            for clip in (a, b)
+        ],
+        "transitions": [{"overlap_start_time": start, "overlap_seconds": n / sr, "plan": {"next_start": 0}}],
+        "length_rule": "first + second - crossfade",
+    }
+
+
 def measure(
     report: dict, out: Path, clips: tuple[Audio, Audio], songs: tuple[RealisticSong, RealisticSong]
 ) -> dict:
@@ -210,6 +232,8 @@ def main() -> int:
             for label, code in trees:
                 out = Path(tmp) / f"{label}.wav"
                 row[label] = measure(join(code, pa, pb, out), out, (a, b), (sa, sb))
+            out = Path(tmp) / "plain.wav"
+            row["plain"] = measure(plain_join(a, b, out), out, (a, b), (sa, sb))
             rows.append(row)
             print(f"measured {name}", file=sys.stderr)
 
@@ -221,7 +245,7 @@ def main() -> int:
         f"loudness dip ({len(dips)} pseudo-seams) median {np.median(dips):.2f} dB, p95 {np.percentile(dips, 95):.2f} dB "
         f"(BS.1770: median {np.median(dips_lu):.2f} LU, p95 {np.percentile(dips_lu, 95):.2f} LU)"
     )
-    labels = [label for label, _ in trees][::-1]
+    labels = ["plain", *[label for label, _ in trees][::-1]]
     head = "| pair | tempo change | " + " | ".join(
         f"{m} {label}"
         for m in (
@@ -268,6 +292,11 @@ def main() -> int:
     print(
         f"criterion (ibi <= {limit:.2f} %, phase < 0.05 beat on every seam within the stretch limit): {'met' if ok else 'NOT met'}"
     )
+    within = [row for row in rows if row["stretch"] <= MAX_TEMPO_STRETCH]
+    for metric, unit in (("dip", "dB"), ("dip_lu", "LU")):
+        for label in labels[1:]:
+            lower = sum(row[label][metric] <= row["plain"][metric] for row in within)
+            print(f"loudness dip ({unit}) of {label} at most the plain crossfade's: {lower} of {len(within)}")
     if args.json:
         args.json.write_text(json.dumps({"null_p95": p95, "rows": rows}, indent=1))
     return 0
