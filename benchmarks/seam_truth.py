@@ -30,27 +30,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from musicgen_pipeline.audio.io import Audio, resample  # noqa: E402
+from musicgen_pipeline.audio.rhythm import ANALYSIS_RATE, attack_envelope  # noqa: E402
 
-RATE = 22050
-HOP = 22  # ~1 ms frames
-FPS = RATE / HOP
+FPS = ANALYSIS_RATE / (ANALYSIS_RATE // 1000)  # `rhythm.attack_envelope`'s frames per second (~1 ms)
 SIDE_SECONDS = 6.0
 SEARCH_SECONDS = 0.3
 TIME_MAP_TOLERANCE = 0.005  # s: |aligned duration - duration / rate| beyond this = stretched along a map
 
 
-def attack_envelope(audio: Audio) -> np.ndarray:
-    """Per ~1 ms frame, the rise (dB, floored at 0) of the 2 ms log energy above 800 Hz."""
-    from scipy import signal
-
-    y = (resample(audio, RATE) if audio.sample_rate != RATE else audio).mono().astype(np.float64)
-    y = signal.sosfilt(signal.butter(4, 800.0, btype="highpass", fs=RATE, output="sos"), y)
-    n = (y.size - 2 * HOP) // HOP
-    csum = np.concatenate([[0.0], np.cumsum(y * y)])
-    starts = HOP * np.arange(max(n, 0))
-    energy = (csum[starts + 2 * HOP] - csum[starts]) / (2 * HOP)
-    level = 10 * np.log10(energy + 1e-10 + 1e-4 * float(energy.max(initial=0.0)))
-    return np.maximum(np.diff(level), 0.0)
+def rises(audio: Audio) -> np.ndarray:
+    """Per ~1 ms frame from the audio's start, the rise (dB, floored at 0) of the 2 ms log energy above
+    800 Hz (`rhythm.attack_envelope`, its leading pad dropped so frame k is at k / `FPS` s)."""
+    y = (resample(audio, ANALYSIS_RATE) if audio.sample_rate != ANALYSIS_RATE else audio).mono()
+    rise, _, pad = attack_envelope(y)
+    return np.maximum(rise[pad:], 0.0)
 
 
 def find_lag(
@@ -97,7 +90,7 @@ def truth_phase(
     s0 = float(t["overlap_start_time"])
     s1 = s0 + float(t["overlap_seconds"])
     sr = int(report["sample_rate"])
-    out_env = attack_envelope(joined)
+    out_env = rises(joined)
     lines = []
     for side, (segment, clip, beats) in enumerate(
         zip(report["segments"][:2], clips, score_beats, strict=True)
@@ -110,7 +103,7 @@ def truth_phase(
         else:
             t0, t1 = s1, s1 + SIDE_SECONDS
             guess = s0 - t.get("plan", {}).get("next_start", 0) / sr
-        lag = find_lag(out_env, attack_envelope(clip), t0, t1, rate, guess)
+        lag = find_lag(out_env, rises(clip), t0, t1, rate, guess)
         mapped = lag + np.asarray(beats) / rate
         line = _line(mapped[(mapped >= t0) & (mapped < t1)])
         if line is None:
