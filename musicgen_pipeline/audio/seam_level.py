@@ -18,6 +18,12 @@ It only lifts (a loud overlap is left as it is), by at most `MAX_LIFT_DB`, never
 the music has around it, and its gain is 1 at both ends of the overlap (no step where the overlap
 meets the audio either side).
 
+The lift is measured again on the lifted overlap and what remains is lifted too (`HOLD_PASSES`): a
+gain read off each frame's 400 ms mean power falls short wherever it changes within a window, at a
+hole's edges and under the ramps, because the lifted window's power is the mean of gain^2 x power,
+not gain^2 x mean power. On the realistic pairs one pass left 0.25-1.18 dB of dip on the mono sum,
+three leave 0.20-0.60 dB (the same seams, nothing else changed).
+
 The level is read on two meters (`METERS`), and the overlap is lifted as far as the one that hears
 the deeper hole asks: BS.1770's K-weighting with every channel's power (what a stereo listener hears
 as loudness) and the plain power of the mono sum (what a phone or a mono video player plays, and what
@@ -55,6 +61,7 @@ if TYPE_CHECKING:  # seam_plan asks `held_dip` which bar position leaves a hole
 LEVEL_SECONDS = 0.4  # the short-term level's window (BS.1770 momentary loudness)
 CONTEXT_SECONDS = 3.0  # each side's level: the median 400 ms level over this much audio outside the overlap
 MAX_LIFT_DB = 4.0  # the most the overlap is lifted anywhere
+HOLD_PASSES = 3  # the lift is measured again on the lifted overlap and what remains lifted, this often
 EDGE_SECONDS = 0.25  # the lift rises from 0 dB over this much at each end of the overlap
 SMOOTH_SECONDS = 0.1  # the gain curve is smoothed over this much (no audible steps)
 MAX_GLIDE_DB = 6.0  # the largest level step a glide takes out at the seam
@@ -115,6 +122,7 @@ def hold_level_gain(
     after: np.ndarray,
     sample_rate: int,
     curve: str = "equal_power",
+    passes: int = HOLD_PASSES,
 ) -> np.ndarray:
     """Per-frame gain (>= 1, shape (frames,)) that lifts the overlap `mix` to the level its sides have
     around it: `before` is the outgoing side just before the overlap, `after` the incoming side just
@@ -139,33 +147,39 @@ def hold_level_gain(
         return np.ones(n)
     fade_out, fade_in = fade_curves(n, "equal_power" if curve == "adaptive" else curve)
     window = min(n, round(LEVEL_SECONDS * sample_rate))
-    # Metered with what precedes the overlap in the track, so the K filters have settled at its start.
-    lead = (
-        np.atleast_2d(before)[:, -window:] if np.atleast_2d(before).shape[0] == mix.shape[0] else mix[:, :0]
-    )
-    lift = np.ones(n)
+    targets = []
     for meter in METERS:
         p_before, p_after = side_power(before, sample_rate, meter), side_power(after, sample_rate, meter)
         if p_before is None and p_after is None:
             continue
         p_before = p_before if p_before is not None else p_after
         p_after = p_after if p_after is not None else p_before
-        target = fade_out**2 * p_before + fade_in**2 * p_after
-        metered = metered_power(np.concatenate([lead, mix], axis=1), sample_rate, meter)[lead.shape[1] :]
-        power = centred_mean(metered, window)
-        lift = np.maximum(lift, np.sqrt(np.divide(target, power, out=np.ones(n), where=power > 0)))
-    lift = np.clip(lift, 1.0, 10 ** (MAX_LIFT_DB / 20))
+        targets.append((meter, fade_out**2 * p_before + fade_in**2 * p_after))
+    # Metered with what precedes the overlap in the track, so the K filters have settled at its start.
+    lead = (
+        np.atleast_2d(before)[:, -window:] if np.atleast_2d(before).shape[0] == mix.shape[0] else mix[:, :0]
+    )
     # Never above the peaks the music has around the seam: the loudness normaliser would otherwise
     # turn the whole track down for the lifted overlap's sake.
     context = [np.abs(np.atleast_2d(x)).max() for x in (before, after) if np.atleast_2d(x).size]
-    ceiling = float(max(context))
-    peak = _moving_max(np.abs(mix).max(axis=0), window)
-    lift = np.minimum(lift, np.maximum(1.0, np.divide(ceiling, peak, out=np.ones(n), where=peak > 0)))
-    lift = centred_mean(lift, round(SMOOTH_SECONDS * sample_rate))  # n > 2 edges > this window
+    ceiling = float(max(context)) if context else 0.0
     ramp = np.ones(n)
     rise = np.sin(0.5 * np.pi * (np.arange(edge) + 0.5) / edge) ** 2
     ramp[:edge], ramp[n - edge :] = rise, rise[::-1]
-    return np.exp(np.log(lift) * ramp)
+    gain = np.ones(n)
+    for _ in range(passes if targets else 0):
+        lifted = mix * gain
+        lift = np.ones(n)
+        for meter, target in targets:
+            metered = metered_power(np.concatenate([lead, lifted], axis=1), sample_rate, meter)
+            power = centred_mean(metered[lead.shape[1] :], window)
+            lift = np.maximum(lift, np.sqrt(np.divide(target, power, out=np.ones(n), where=power > 0)))
+        lift = np.clip(lift, 1.0, 10 ** (MAX_LIFT_DB / 20) / gain)
+        peak = _moving_max(np.abs(lifted).max(axis=0), window)
+        lift = np.minimum(lift, np.maximum(1.0, np.divide(ceiling, peak, out=np.ones(n), where=peak > 0)))
+        lift = centred_mean(lift, round(SMOOTH_SECONDS * sample_rate))  # n > 2 edges > this window
+        gain = np.minimum(gain * np.exp(np.log(lift) * ramp), 10 ** (MAX_LIFT_DB / 20))
+    return gain
 
 
 def hold_level(

@@ -57,7 +57,11 @@ def test_a_hole_is_lifted_to_the_sides_level_and_the_ends_are_untouched() -> Non
     side = np.median(_levels_db(np.concatenate([before, after], axis=1)))
     dip_before, dip_after = side - _levels_db(mix).min(), side - _levels_db(held).min()
     assert dip_before > 2.5
-    assert dip_after < 0.6  # a 400 ms window still straddles the hole's edges, where the lift ramps
+    assert dip_after < 0.3  # a 400 ms window still straddles the hole's edges, where the lift ramps
+    # Measured once, the lift falls short where a window straddles an edge (its power is the mean of
+    # gain^2 x power, not gain^2 x mean power); measured again on the lifted overlap, it closes in.
+    once = mix * hold_level_gain(mix, before, after, SR, passes=1)
+    assert side - _levels_db(once).min() > dip_after + 0.15
     gain = hold_level_gain(mix, before, after, SR)
     assert gain[0] == pytest.approx(1.0, abs=1e-3) and gain[-1] == pytest.approx(1.0, abs=1e-3)
     assert np.all(gain >= 1.0) and np.max(np.abs(np.diff(gain))) < 1e-3  # no step anywhere
