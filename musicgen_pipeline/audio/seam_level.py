@@ -21,14 +21,14 @@ meets the audio either side).
 The lift is measured again on the lifted overlap and what remains is lifted too (`HOLD_PASSES`): a
 gain read off each frame's 400 ms mean power falls short wherever it changes within a window, at a
 hole's edges and under the ramps, because the lifted window's power is the mean of gain^2 x power,
-not gain^2 x mean power. On the realistic pairs one pass left 0.25-1.18 dB of dip on the mono sum,
-three leave 0.20-0.60 dB (the same seams, nothing else changed).
+not gain^2 x mean power. On the realistic pairs one pass left 0.29-1.16 dB of dip on the mono sum,
+three leave 0.11-0.57 dB (the same seams, nothing else changed).
 
 The level is read on two meters (`METERS`), and the overlap is lifted as far as the one that hears
 the deeper hole asks: BS.1770's K-weighting with every channel's power (what a stereo listener hears
 as loudness) and the plain power of the mono sum (what a phone or a mono video player plays, and what
 an RMS meter on a downmix reads). They disagree in two ways: K-weighting counts a kick and a bass
-line 3-6 dB under the upper range (-2.9 dB at 60 Hz, +3.9 dB at 4 kHz) where the mono sum counts
+line under the upper range (60 Hz: 3.6 dB under 1 kHz, 6.9 dB under 4 kHz) where the mono sum counts
 them in full, and the mono sum loses what the channels hold in anti-phase. Held on
 the K-weighted meter alone, the realistic pop and drifting seams still dipped 1.8 dB on the mono sum;
 held on both, 1.0-1.1 dB, with the K-weighted dips as before or lower.
