@@ -129,8 +129,9 @@ def hold_level_gain(
     around it: `before` is the outgoing side just before the overlap, `after` the incoming side just
     after it (up to `CONTEXT_SECONDS` each; either may be empty, then the other stands for both).
     `curve` is the crossfade's (the target follows it; `adaptive` is equal power). The lift is the
-    larger of the two meters' (`METERS`). All ones when neither side has a level or the overlap is
-    shorter than two edges.
+    larger of the two meters' (`METERS`), measured `passes` times, each time on the overlap as lifted so
+    far (`HOLD_PASSES`; the cap and the peak ceiling hold for the whole). All ones when neither side
+    has a level or the overlap is shorter than two edges.
 
     A 6 dB hole in the middle of a 2 s overlap between two sides of equal level is lifted by the
     4 dB cap; the gain is 1 at both ends:
