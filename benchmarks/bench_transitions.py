@@ -93,7 +93,8 @@ def timed(
         for i, f in enumerate(fns):
             wall, cpu, out = _once(f)
             runs[i].append((wall, cpu))
-            result = out if i == 0 else result
+            if i == 0:
+                result = out
     medians = [Timing(statistics.median(w for w, _ in r), statistics.median(c for _, c in r)) for r in runs]
     return medians[0], result, (medians[1] if base is not None else None)
 
@@ -201,7 +202,7 @@ def main() -> int:
     context = round(CONTEXT_SECONDS * sr)
     before, after = (
         a.samples[:, plan.prev_start - context : plan.prev_start],
-        nb.samples[:, plan.next_stop :][:, :context],
+        nb.samples[:, plan.next_stop : plan.next_stop + context],
     )
     t_hold, _, t_hold_once = timed(
         lambda: hold_level_gain(mixed, before, after, sr),
