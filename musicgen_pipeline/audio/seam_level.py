@@ -168,6 +168,7 @@ def hold_level_gain(
     ramp = np.ones(n)
     rise = np.sin(0.5 * np.pi * (np.arange(edge) + 0.5) / edge) ** 2
     ramp[:edge], ramp[n - edge :] = rise, rise[::-1]
+    cap = 10 ** (MAX_LIFT_DB / 20)
     gain = np.ones(n)
     for _ in range(passes if targets else 0):
         lifted = mix * gain
@@ -176,11 +177,11 @@ def hold_level_gain(
             metered = metered_power(np.concatenate([lead, lifted], axis=1), sample_rate, meter)
             power = centred_mean(metered[lead.shape[1] :], window)
             lift = np.maximum(lift, np.sqrt(np.divide(target, power, out=np.ones(n), where=power > 0)))
-        lift = np.clip(lift, 1.0, 10 ** (MAX_LIFT_DB / 20) / gain)
+        lift = np.clip(lift, 1.0, cap / gain)
         peak = _moving_max(np.abs(lifted).max(axis=0), window)
         lift = np.minimum(lift, np.maximum(1.0, np.divide(ceiling, peak, out=np.ones(n), where=peak > 0)))
         lift = centred_mean(lift, round(SMOOTH_SECONDS * sample_rate))  # n > 2 edges > this window
-        gain = np.minimum(gain * np.exp(np.log(lift) * ramp), 10 ** (MAX_LIFT_DB / 20))
+        gain = np.minimum(gain * np.exp(np.log(lift) * ramp), cap)
     return gain
 
 
