@@ -268,16 +268,26 @@ def test_seams_are_within_the_musics_own_spread(render: Render, null_limit: floa
     assert abs(rule["duration"] - result.audio.duration) < 0.5e-4 + 1.5 / sr
 
 
-def _seam_dip(track: Audio, seam: Window) -> float:
-    """The seam's loudness dip in LU (BS.1770, `integrated_loudness` of 400 ms windows 50 ms apart): the
-    quietest window of the overlap below the median window of the 3 s either side (the measure of
-    `benchmarks/realistic_seams.py`, K-weighted)."""
+def _loudness_lu(window: np.ndarray, sr: int) -> float:
+    """A (channels, frames) window's BS.1770 loudness (`integrated_loudness`), LU."""
+    return integrated_loudness(Audio(window, sr))
+
+
+def _mono_db(window: np.ndarray, sr: int) -> float:
+    """A (channels, frames) window's mono-sum mean power, dB."""
+    return float(10 * np.log10(np.mean(window.mean(axis=0).astype(np.float64) ** 2)))
+
+
+def _seam_dip(track: Audio, seam: Window, level: Callable[[np.ndarray, int], float] = _loudness_lu) -> float:
+    """The seam's loudness dip on `level` (default BS.1770, LU; `_mono_db`: the mono sum, dB) of 400 ms
+    windows 50 ms apart: the quietest window of the overlap below the median window of the 3 s either
+    side (the measure of `benchmarks/realistic_seams.py`)."""
     sr = track.sample_rate
     win, hop = round(0.4 * sr), round(0.05 * sr)
 
     def levels(lo: int, hi: int) -> np.ndarray:
         starts = range(max(0, lo), min(track.frames, hi) - win + 1, hop)
-        return np.array([integrated_loudness(Audio(track.samples[:, s : s + win], sr)) for s in starts])
+        return np.array([level(track.samples[:, s : s + win], sr) for s in starts])
 
     around = np.concatenate([levels(seam.start - 3 * sr, seam.start), levels(seam.stop, seam.stop + 3 * sr)])
     return float(np.median(around) - levels(seam.start, seam.stop).min())
@@ -328,19 +338,6 @@ def test_a_quieter_clip_glides_in_at_the_first_ones_level(render: Render) -> Non
     assert out[False][0] > 4.0 and out[False][1] < 0.3 and out[False][2] > -1.5, out
 
 
-def _mono_dip(track: Audio, seam: Window) -> float:
-    """`_seam_dip` on the mono sum's plain power (dB): the benchmark's `dip dB`."""
-    sr, y = track.sample_rate, track.mono().astype(np.float64)
-    win, hop = round(0.4 * sr), round(0.05 * sr)
-
-    def levels(lo: int, hi: int) -> np.ndarray:
-        starts = range(max(0, lo), min(y.size, hi) - win + 1, hop)
-        return np.array([10 * np.log10(np.mean(y[s : s + win] ** 2)) for s in starts])
-
-    around = np.concatenate([levels(seam.start - 3 * sr, seam.start), levels(seam.stop, seam.stop + 3 * sr)])
-    return float(np.median(around) - levels(seam.start, seam.stop).min())
-
-
 def test_the_hold_measures_again_what_it_lifted(render: Render, monkeypatch: pytest.MonkeyPatch) -> None:
     # The pop pair: a lift read once off the overlap's 400 ms powers falls short where it changes within
     # a window (the lifted window's power is the mean of gain^2 x power): 1.0 dB of mono-sum dip left.
@@ -352,7 +349,7 @@ def test_the_hold_measures_again_what_it_lifted(render: Render, monkeypatch: pyt
         result = join_segments([a, b], TransitionOptions(stem_aware=False))
         sr, start = result.audio.sample_rate, result.transitions[0].overlap_start_time
         seam = Window(round(start * sr), round(start * sr) + result.transitions[0].plan.overlap_frames)
-        dips[passes] = _mono_dip(result.audio, seam)
+        dips[passes] = _seam_dip(result.audio, seam, _mono_db)
     assert dips[1] > 0.8 and dips[seam_level.HOLD_PASSES] < dips[1] - 0.3, dips
 
 
